@@ -1,0 +1,5 @@
+"""``python -m rugtheory`` is the ``rugtheory`` command."""
+
+from rugtheory.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""Shared pytest configuration."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# Deterministic property tests: derandomize (the examples depend on the test, not on a seed that
+# changes per run) and no deadline (CI machines are slow and shared).
+settings.register_profile(
+    "rugtheory",
+    derandomize=True,
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("rugtheory")
+
+
+def _cuda_available() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+requires_cuda = pytest.mark.skipif(not _cuda_available(), reason="CUDA is not available")
+requires_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
