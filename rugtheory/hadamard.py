@@ -1,0 +1,142 @@
+"""Sylvester–Hadamard matrices and the fast Walsh–Hadamard transform (numpy).
+
+The Sylvester–Hadamard matrix of order ``n = 2^k`` in natural order is
+
+    H_ij = (-1)^{popcount(i AND j)},    i, j = 0, ..., n - 1,
+
+symmetric, with ``H H = n I`` (THEORY §8). Its rows are the characters
+``chi_s(j) = (-1)^{popcount(s AND j)}`` of the group ``(Z_2)^k``, so
+``chi_s(i) chi_s(j) = chi_s(i XOR j)``: this is why the Persian rug's ``W`` depends on
+``i XOR j`` only.
+
+:func:`fwht` computes ``x H`` along the last axis in ``O(n log n)`` operations without
+forming ``H``. It applies ``H_n = H_{2^t} ⊗ ... ⊗ H_{2^t}`` one Kronecker factor at a time, each
+factor a small dense matrix product (BLAS), which is several times faster in numpy than the
+radix-2 butterfly. With float64 input of integers below 2^53 / n the result is exact.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from rugtheory._validate import check_int
+
+__all__ = [
+    "is_power_of_two",
+    "check_power_of_two",
+    "fwht",
+    "sylvester_rows",
+    "sylvester_hadamard",
+    "popcount_parity",
+]
+
+#: Width in bits of each Kronecker factor used by :func:`fwht` (32×32 blocks measured fastest on
+#: a 2-core CPU at n = 2^14 ... 2^20; any value from 1 up gives the same result).
+_BLOCK_BITS = 5
+
+#: Largest order for which :func:`sylvester_hadamard` forms the dense matrix (2^14 squared
+#: float64 entries = 2 GiB; beyond that use :func:`fwht`).
+DENSE_HADAMARD_MAX = 1 << 14
+
+
+def is_power_of_two(n: int) -> bool:
+    """True iff ``n`` is a positive integer power of two (``1 = 2^0`` included)."""
+    return n >= 1 and (n & (n - 1)) == 0
+
+
+def check_power_of_two(n: object, name: str = "n") -> int:
+    """Return ``n`` as ``int`` or raise ``ValueError`` naming ``name``: an integer ``2^k >= 1``."""
+    value = check_int(n, name, low=1)
+    if not is_power_of_two(value):
+        raise ValueError(f"{name} must be a power of two (1, 2, 4, ...) for the Hadamard construction, got {value}")
+    return value
+
+
+@lru_cache(maxsize=16)
+def _small_hadamard(bits: int) -> np.ndarray:
+    h = np.ones((1, 1))
+    for _ in range(bits):
+        h = np.block([[h, h], [h, -h]])
+    h.setflags(write=False)
+    return h
+
+
+def fwht(x: np.ndarray) -> np.ndarray:
+    """Unnormalised Walsh–Hadamard transform ``y = x H`` along the last axis (natural order).
+
+    Parameters
+    ----------
+    x : array_like, shape (..., n)
+        ``n`` a power of two; leading axes are a batch.
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (..., n)
+        ``y[..., i] = sum_j x[..., j] (-1)^{popcount(i AND j)}``. Applying it twice gives ``n x``.
+
+    Notes
+    -----
+    Cost ``O(n log n)`` per batch row, memory two arrays of the input's size. ``H`` is symmetric,
+    so ``x H = (H x^T)^T``.
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 0:
+        raise ValueError("x must have at least one axis (the feature axis of length n)")
+    n = arr.shape[-1]
+    check_power_of_two(n, "x.shape[-1]")
+    batch_shape = arr.shape[:-1]
+    k = n.bit_length() - 1
+    out = arr.reshape(-1, n)
+    if k == 0:
+        return out.reshape(*batch_shape, n).copy()
+    nb = out.shape[0]
+    done = 0  # number of low bits already transformed
+    while done < k:
+        bits = min(_BLOCK_BITS, k - done)
+        hs = _small_hadamard(bits)
+        s = 1 << bits
+        if done == 0:
+            # contiguous last axis: one (rows × s) @ (s × s) product
+            out = (out.reshape(-1, s) @ hs).reshape(nb, n)
+        else:
+            # axis of length s sits between a batch axis and a stride of 2^done
+            out = np.matmul(hs, out.reshape(-1, s, 1 << done)).reshape(nb, n)
+        done += bits
+    return out.reshape(*batch_shape, n)
+
+
+def popcount_parity(values: np.ndarray) -> np.ndarray:
+    """``popcount(v) mod 2`` for an integer array (0 or 1, dtype int64)."""
+    v = np.asarray(values, dtype=np.uint64)
+    if hasattr(np, "bitwise_count"):
+        return (np.bitwise_count(v) & 1).astype(np.int64)
+    parity = np.zeros(v.shape, dtype=np.uint64)  # numpy < 2.0 fallback
+    while np.any(v):
+        parity ^= v & np.uint64(1)
+        v = v >> np.uint64(1)
+    return parity.astype(np.int64)
+
+
+def sylvester_rows(rows: np.ndarray, n: int) -> np.ndarray:
+    """Rows ``H[rows]`` of the Sylvester–Hadamard matrix of order ``n``, float64 of ±1.
+
+    Computed entry by entry from ``H_ij = (-1)^{popcount(i AND j)}`` (an independent route to
+    :func:`fwht`, which the tests compare).
+    """
+    n = check_power_of_two(n)
+    idx = np.asarray(rows, dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"rows must be integers in [0, {n - 1}], got a value outside")
+    cols = np.arange(n, dtype=np.int64)
+    parity = popcount_parity(idx[:, None] & cols[None, :])
+    return (1.0 - 2.0 * parity).astype(np.float64)
+
+
+def sylvester_hadamard(n: int) -> np.ndarray:
+    """The dense ``n × n`` Sylvester–Hadamard matrix (``n <= 2^14``)."""
+    n = check_power_of_two(n)
+    if n > DENSE_HADAMARD_MAX:
+        raise ValueError(f"n must be at most {DENSE_HADAMARD_MAX} for a dense Hadamard matrix, got {n}; use fwht")
+    return sylvester_rows(np.arange(n), n)
