@@ -1,0 +1,227 @@
+"""Tests of validation.train: the batched trainer against independent routes.
+
+Routes: ``nn.Linear`` init; autograd gradients; ``torch.optim.Adam``/``AdamW`` on an ``nn.Module``;
+the same model trained alone (unpadded) vs inside a padded batch; a numpy Monte Carlo of the
+held-out loss; the data moments of THEORY §1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from validation.train import (  # noqa: E402
+    TrainConfig,
+    _Batch,
+    _loss_and_grads,
+    _adam_step,
+    heldout_loss,
+    init_weights,
+    sample_data,
+    stream_seed,
+    train_models,
+)
+
+pytestmark = pytest.mark.training
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CI machine is shared; small problems gain nothing from threads
+    yield
+    torch.set_num_threads(old)
+
+
+def _cfg(**kw):
+    base = dict(n=24, m=6, p=0.2, seed=3, steps=60, batch=64, eval_samples=4096, check_every=20, window=20,
+                min_steps=0, confirm_samples=512, dtype="float64")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_init_is_pytorch_default_nn_linear():
+    n, m, seed = 37, 11, 5
+    w_in, w_out, b = init_weights(n, m, seed)
+    torch.manual_seed(stream_seed(seed, "init"))
+    first = torch.nn.Linear(n, m, bias=False)
+    second = torch.nn.Linear(m, n)
+    # Exact equality: the same generator state and the same kaiming-uniform bounds.
+    assert torch.equal(w_in, first.weight.detach())
+    assert torch.equal(w_out, second.weight.detach())
+    assert torch.equal(b, second.bias.detach())
+
+
+@given(p=st.floats(min_value=1e-3, max_value=1.0), seed=st.integers(0, 2**31))
+def test_sample_data_moments(p, seed):
+    # x = Bernoulli(p)·U[0,1): E x = p/2, E x^2 = p/3 (THEORY §1). 200k draws; 6 standard errors.
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand(200_000, generator=g, dtype=torch.float64)
+    x = sample_data(u, p).numpy()
+    assert x.min() >= 0 and x.max() < 1
+    for k, exact in ((1, p / 2), (2, p / 3)):
+        sample = x**k
+        se = sample.std() / math.sqrt(sample.size)
+        assert abs(sample.mean() - exact) <= 6 * se + 1e-12
+
+
+def test_manual_gradients_match_autograd():
+    gen = torch.Generator().manual_seed(0)
+    inst, batch, n, m = 3, 17, 9, 4
+    w_in = torch.randn(inst, m, n, generator=gen, dtype=torch.float64)
+    w_out = torch.randn(inst, n, m, generator=gen, dtype=torch.float64)
+    b = torch.randn(inst, n, generator=gen, dtype=torch.float64)
+    x = sample_data(torch.rand(inst, batch, n, generator=gen, dtype=torch.float64), 0.4)
+    loss, grads = _loss_and_grads(w_in, w_out, b, x.clone())
+    leaves = [t.clone().requires_grad_(True) for t in (w_in, w_out, b)]
+    y = torch.relu(torch.einsum("ibm,inm->ibn", torch.einsum("ibn,imn->ibm", x, leaves[0]), leaves[1])
+                   + leaves[2][:, None, :])
+    ref = ((y - x) ** 2).mean(dim=(1, 2))
+    ref.sum().backward()
+    torch.testing.assert_close(loss, ref.detach(), rtol=1e-12, atol=0)
+    for g_hand, leaf in zip(grads, leaves):
+        torch.testing.assert_close(g_hand, leaf.grad, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_training_matches_nn_module_with_torch_optim(optimizer):
+    """The batched hand-written loop reproduces nn.Linear + autograd + torch.optim on the same stream."""
+    cfg = _cfg(optimizer=optimizer, steps=40, check_every=40, window=40)
+    (model,) = train_models([cfg], device="cpu")
+    torch.manual_seed(stream_seed(cfg.seed, "init"))
+    first = torch.nn.Linear(cfg.n, cfg.m, bias=False).double()
+    second = torch.nn.Linear(cfg.m, cfg.n).double()
+    params = list(first.parameters()) + list(second.parameters())
+    if optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=3e-3 / math.sqrt(cfg.n), eps=1e-7)
+    else:
+        opt = torch.optim.AdamW(params, lr=1e-3)  # Anthropic: lr 1e-3, torch defaults otherwise
+    gen = torch.Generator().manual_seed(stream_seed(cfg.seed, "train"))
+    for _ in range(cfg.steps):
+        x = sample_data(torch.rand(cfg.batch, cfg.n, generator=gen, dtype=torch.float64), cfg.p)
+        loss = torch.nn.functional.mse_loss(torch.relu(second(first(x))), x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    # float64 throughout; the two loops differ only in summation order: 1e-9 relative is
+    # generous for 40 steps yet far below any real disagreement (one step moves weights ~1e-3).
+    np.testing.assert_allclose(model.W_in, first.weight.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.W_out, second.weight.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.b, second.bias.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-10), ("float32", 1e-5)])
+def test_padded_batch_equals_models_trained_alone(dtype, tol):
+    """Differing m in one batch: padded units get no gradient and change nothing.
+
+    float64: agreement to 1e-10 (only summation order differs). float32: 300 steps of Adam amplify
+    1-ulp differences of BLAS blocking (different M) to ~1e-7 (observed); 1e-5 absolute on weights
+    of size ~0.3 leaves room for other BLAS builds yet rules out any leak from padded units, which
+    would show at the 1e-2 level.
+    """
+    configs = [
+        _cfg(m=3, seed=1, p=0.3, dtype=dtype, steps=300, check_every=100, window=100),
+        _cfg(m=20, seed=2, p=0.05, dtype=dtype, steps=300, check_every=100, window=100),
+        _cfg(m=9, seed=1, p=0.6, dtype=dtype, steps=300, check_every=100, window=100, lr=0.01),
+    ]
+    together = train_models(configs, device="cpu")
+    for cfg, got in zip(configs, together):
+        (alone,) = train_models([cfg], device="cpu")
+        assert got.W_in.shape == (cfg.m, cfg.n) and got.W_out.shape == (cfg.n, cfg.m)
+        np.testing.assert_allclose(got.W_in, alone.W_in, atol=tol, rtol=0)
+        np.testing.assert_allclose(got.W_out, alone.W_out, atol=tol, rtol=0)
+        np.testing.assert_allclose(got.b, alone.b, atol=tol, rtol=0)
+        assert abs(got.heldout_loss - alone.heldout_loss) <= tol
+        assert got.steps_run == alone.steps_run
+
+
+def test_padded_units_stay_exactly_zero():
+    configs = [_cfg(m=2), _cfg(m=7, seed=4)]
+    state = _Batch(configs, [0, 1], torch.device("cpu"), torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    for step in range(1, 30):
+        x = sample_data(torch.rand(2, 32, 24, generator=gen, dtype=torch.float64), state.p)
+        _, grads = _loss_and_grads(state.w_in, state.w_out, state.b, x)
+        assert torch.count_nonzero(grads[0][0, 2:]) == 0 and torch.count_nonzero(grads[1][0, :, 2:]) == 0
+        _adam_step(state, grads, step, configs[0])
+    assert torch.count_nonzero(state.w_in[0, 2:]) == 0
+    assert torch.count_nonzero(state.w_out[0, :, 2:]) == 0
+    assert torch.count_nonzero(state.w_in[0, :2]) == 2 * 24
+
+
+def test_deterministic_under_seed():
+    configs = [_cfg(seed=7, dtype="float32"), _cfg(seed=8, m=10, dtype="float32")]
+    first = train_models(configs, device="cpu")
+    second = train_models(configs, device="cpu")
+    for a, b in zip(first, second):
+        assert np.array_equal(a.W_in, b.W_in) and np.array_equal(a.b, b.b)
+        assert a.heldout_loss == b.heldout_loss and a.history == b.history
+    other = train_models([_cfg(seed=9, dtype="float32")], device="cpu")
+    assert not np.array_equal(first[0].W_in, other[0].W_in)
+
+
+def test_nonfinite_model_stops_alone():
+    good = _cfg(steps=100, check_every=20, window=20)
+    bad = _cfg(seed=4, lr=1e300, steps=100, check_every=20, window=20)  # overflows within a few steps
+    together = train_models([bad, good], device="cpu")
+    (alone,) = train_models([good], device="cpu")
+    assert together[0].status == "nonfinite"
+    assert together[0].nonfinite_step is not None and together[0].nonfinite_step <= 20
+    assert math.isnan(together[0].heldout_loss) and not together[0].converged
+    assert together[0].steps_run == 20  # it left the batch at the first check after the failure
+    assert together[1].status == "ok" and together[1].steps_run == 100
+    np.testing.assert_allclose(together[1].W_in, alone.W_in, atol=1e-10, rtol=0)
+
+
+def test_convergence_rule_as_documented():
+    cfg = _cfg(n=32, m=8, p=0.1, steps=4000, batch=256, check_every=100, window=300, min_steps=300,
+               rel_tol=5e-3, dtype="float32", lr=0.01)
+    (model,) = train_models([cfg], device="cpu")
+    assert model.converged and model.steps_run == model.converged_step < cfg.steps
+    lag = cfg.window // cfg.check_every
+    steps = [s for s, _ in model.history]
+    assert steps == list(range(cfg.check_every, model.steps_run + 1, cfg.check_every))
+    ema = [e for _, e in model.history]
+    val = [v for _, v in model.confirm_history]
+    # The rule holds at the stopping check and at no earlier check from min_steps on.
+    for k, s in enumerate(steps):
+        if k < lag or s < cfg.min_steps:
+            continue
+        met = ema[k - lag] - ema[k] < cfg.rel_tol * ema[k] and val[k - lag] - val[k] < cfg.rel_tol * val[k]
+        assert met == (s == model.converged_step)
+    # Without stopping, the same model trains all steps and reports the same convergence step.
+    (full,) = train_models([cfg.__class__(**{**cfg.to_dict(), "stop_on_convergence": False})], device="cpu")
+    assert full.steps_run == cfg.steps and full.converged_step == model.converged_step and full.converged
+
+
+def test_heldout_loss_matches_numpy_monte_carlo():
+    """The torch held-out estimate vs an independent numpy Monte Carlo on other samples."""
+    rng = np.random.default_rng(11)
+    n, m, p = 40, 10, 0.15
+    w_in = rng.normal(0, 0.3, (m, n))
+    w_out = rng.normal(0, 0.3, (n, m))
+    b = rng.normal(-0.05, 0.05, n)
+    mean, se = heldout_loss(w_in, w_out, b, p, seed=0, samples=200_000, device="cpu")
+    x = (rng.random((200_000, n)) < p) * rng.random((200_000, n))
+    per = ((np.maximum(x @ w_in.T @ w_out.T + b, 0) - x) ** 2).mean(axis=1)
+    np_mean, np_se = per.mean(), per.std() / math.sqrt(per.size)
+    # Two independent estimates: their difference has SE sqrt(se^2 + np_se^2); allow 5 of them.
+    assert abs(mean - np_mean) <= 5 * math.hypot(se, np_se)
+    assert 0.5 < se / np_se < 2
+
+
+def test_config_validation_names_parameter():
+    with pytest.raises(ValueError, match="m must be"):
+        TrainConfig(n=8, m=9, p=0.1)
+    with pytest.raises(ValueError, match="p must be"):
+        TrainConfig(n=8, m=2, p=0.0)
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(n=8, m=2, p=0.1, optimizer="sgd")
+    with pytest.raises(ValueError, match="share n"):
+        train_models([TrainConfig(n=8, m=2, p=0.1), TrainConfig(n=9, m=2, p=0.1)])

@@ -1,0 +1,522 @@
+"""Batched training of the toy model of superposition (THEORY §1, recipe of §9).
+
+Many models at one ``n`` train as ONE tensor program along an instance axis ``I``:
+
+    W_in : (I, M, n)     W_out : (I, n, M)     b : (I, n)      M = max m over the batch
+    y    = ReLU(x W_in^T W_out^T + b)          loss_i = mean over batch and features of (y - x)^2
+
+A model with ``m < M`` hidden units is padded with zero rows of ``W_in`` / zero columns of
+``W_out``. Those padded weights get an exactly zero gradient (``dL/dW_in[k] ∝ W_out[:, k] = 0``
+and ``dL/dW_out[:, k] ∝ h_k = W_in[k] x = 0``) and the gradients are multiplied by a 0/1 mask as
+well, so a padded unit never moves and contributes nothing; the per-instance losses are summed,
+so each instance's gradient is the one it would have alone (tests/test_validation_train.py
+checks padded-and-batched against a model trained alone).
+
+Reference recipe (THEORY §9, the defaults): untied layers; PyTorch's default ``nn.Linear``
+initialisation (kaiming-uniform, reproduced per instance with the instance's own generator, so
+that ``torch.manual_seed(init_seed)`` then ``nn.Linear(n, m, bias=False); nn.Linear(m, n)`` gives
+the same numbers); Adam with lr ``3e-3/sqrt(n)``, betas (0.9, 0.999), eps ``1e-7``; batch 1024;
+fresh samples every step. ``optimizer="adamw"`` follows Anthropic's toy-model code instead:
+AdamW, lr ``1e-3``, weight decay 0.01, eps 1e-8 (torch defaults).
+
+Randomness. Every config draws from its own generators, seeded from ``(seed, stream)`` only (never
+from its place in the batch), so a model trained alone or inside any batch sees the same
+initialisation, the same training samples, the same confirmation set and the same held-out set.
+Data: one uniform ``u`` per entry, ``x = 1[u < p] · u/p``; given ``u < p``, ``u/p`` is
+Uniform[0, 1), so ``x = Bernoulli(p) · Uniform[0, 1)`` exactly (THEORY §1) with one random number
+per entry. Configs that share a seed share ``u`` (common random numbers across a grid of (r, p));
+it is drawn once per step per distinct seed.
+
+Convergence rule (documented, per model). Every ``check_every`` steps, from ``min_steps`` on:
+
+1. plateau of the training loss: with ``E_t`` the bias-corrected exponential moving average
+   (factor ``ema_beta`` per step) of the minibatch loss,
+   ``(E_{t-window} - E_t) / E_t < rel_tol``;
+2. confirmed on held-out data: with ``V_t`` the loss on a fixed confirmation set of
+   ``confirm_samples`` fresh samples (regenerated from its own stream at every check, so the
+   difference ``V_{t-window} - V_t`` has common random numbers and little noise),
+   ``(V_{t-window} - V_t) / V_t < rel_tol``.
+
+When both hold the model stops (``converged=True``); a model that runs out of ``steps`` reports
+``converged=False``. ``stop_on_convergence=False`` trains every model for all ``steps`` and still
+reports whether and when the rule was met (``converged_step``).
+
+Non-finite losses: the first step at which a model's minibatch loss is NaN/inf is recorded; at
+the next check that model leaves the batch with ``status="nonfinite"`` (``heldout_loss`` NaN) and
+the others go on untouched.
+
+The final ``heldout_loss`` is measured on ``eval_samples`` fresh samples from the evaluation
+stream (never the last minibatch), with its standard error over samples.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from rugtheory._validate import check_int, check_probability, check_seed
+
+__all__ = [
+    "TrainConfig",
+    "TrainedModel",
+    "train_models",
+    "sample_data",
+    "stream_seed",
+    "init_weights",
+    "heldout_loss",
+    "default_device",
+]
+
+#: Names of the random streams a config draws from (index into the stream seed).
+STREAMS = {"init": 0, "train": 1, "confirm": 2, "eval": 3}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One model to train.
+
+    Parameters
+    ----------
+    n, m : int
+        Features and hidden units, ``1 <= m <= n`` (r = m/n).
+    p : float
+        Feature probability in (0, 1].
+    seed : int
+        Seeds every random stream of this model (init, training data, confirmation, held-out).
+    steps : int
+        Maximum number of optimiser steps.
+    batch : int
+        Fresh samples per step.
+    lr : float or None
+        Learning rate; ``None`` means ``3e-3/sqrt(n)`` for Adam (reference) and ``1e-3`` for AdamW
+        (Anthropic).
+    optimizer : {"adam", "adamw"}
+    eval_samples : int
+        Fresh held-out samples for the final loss.
+    check_every, window, min_steps, rel_tol, ema_beta, confirm_samples, stop_on_convergence
+        The convergence rule of the module docstring.
+    dtype : {"float32", "float64"}
+        Training precision.
+    """
+
+    n: int
+    m: int
+    p: float
+    seed: int = 0
+    steps: int = 10_000
+    batch: int = 1024
+    lr: float | None = None
+    optimizer: str = "adam"
+    eval_samples: int = 100_000
+    check_every: int = 250
+    window: int = 1000
+    min_steps: int = 1000
+    rel_tol: float = 2e-3
+    ema_beta: float = 0.99
+    confirm_samples: int = 16_384
+    stop_on_convergence: bool = True
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        check_int(self.n, "n", low=1)
+        check_int(self.m, "m", low=1, high=self.n)
+        check_probability(self.p, "p")
+        check_seed(self.seed)
+        check_int(self.steps, "steps", low=0)
+        check_int(self.batch, "batch", low=1)
+        check_int(self.eval_samples, "eval_samples", low=2)
+        check_int(self.check_every, "check_every", low=1)
+        check_int(self.window, "window", low=self.check_every)
+        if self.window % self.check_every:
+            raise ValueError(f"window must be a multiple of check_every={self.check_every}, got {self.window}")
+        check_int(self.min_steps, "min_steps", low=0)
+        check_int(self.confirm_samples, "confirm_samples", low=2)
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be one of 'adam', 'adamw', got {self.optimizer!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be one of 'float32', 'float64', got {self.dtype!r}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be in (0, inf) or None, got {self.lr!r}")
+        if not (math.isfinite(self.rel_tol) and self.rel_tol >= 0):
+            raise ValueError(f"rel_tol must be in [0, inf), got {self.rel_tol!r}")
+        if not (0 <= self.ema_beta < 1):
+            raise ValueError(f"ema_beta must be in [0, 1), got {self.ema_beta!r}")
+
+    @property
+    def r(self) -> float:
+        return self.m / self.n
+
+    @property
+    def learning_rate(self) -> float:
+        """The lr actually used (the recipe default when ``lr`` is None)."""
+        if self.lr is not None:
+            return float(self.lr)
+        return 3e-3 / math.sqrt(self.n) if self.optimizer == "adam" else 1e-3
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        return cls(**d)
+
+
+@dataclass
+class TrainedModel:
+    """A trained model and how it got there.
+
+    ``history`` holds ``(step, ema_training_loss)`` at every check; ``confirm_history`` holds
+    ``(step, confirmation_loss)``. ``status`` is ``"ok"`` or ``"nonfinite"`` (then
+    ``nonfinite_step`` is the first step with a NaN/inf minibatch loss and ``heldout_loss`` is NaN).
+    """
+
+    config: TrainConfig
+    W_in: np.ndarray
+    W_out: np.ndarray
+    b: np.ndarray
+    heldout_loss: float
+    heldout_se: float
+    converged: bool
+    steps_run: int
+    history: list[tuple[int, float]]
+    status: str
+    converged_step: int | None = None
+    nonfinite_step: int | None = None
+    confirm_history: list[tuple[int, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+
+    @property
+    def W(self) -> np.ndarray:
+        """The n×n product ``W_out W_in`` (float64)."""
+        return self.W_out.astype(np.float64) @ self.W_in.astype(np.float64)
+
+
+def default_device() -> str:
+    """``"cuda"`` when available, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """A 63-bit torch seed for one random stream of a config, from ``(seed, stream)`` only."""
+    state = np.random.SeedSequence([int(seed), STREAMS[stream]]).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def _generator(seed: int, stream: str, device: torch.device | str) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(stream_seed(seed, stream))
+    return g
+
+
+def init_weights(n: int, m: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PyTorch's default ``nn.Linear`` init of the untied model, on the CPU in float32.
+
+    Draws, in ``nn.Linear`` order, ``W_in`` (m×n, kaiming-uniform with a = sqrt(5), i.e.
+    U(-1/sqrt(n), 1/sqrt(n))), ``W_out`` (n×m, U(-1/sqrt(m), 1/sqrt(m))) and ``b`` (n,
+    U(-1/sqrt(m), 1/sqrt(m))) from the generator of stream ``"init"``.
+    """
+    g = _generator(seed, "init", "cpu")
+    w_in = torch.empty(m, n)
+    torch.nn.init.kaiming_uniform_(w_in, a=math.sqrt(5), generator=g)
+    w_out = torch.empty(n, m)
+    torch.nn.init.kaiming_uniform_(w_out, a=math.sqrt(5), generator=g)
+    bound = 1 / math.sqrt(m)
+    b = torch.empty(n)
+    torch.nn.init.uniform_(b, -bound, bound, generator=g)
+    return w_in, w_out, b
+
+
+def sample_data(u: torch.Tensor, p: torch.Tensor | float) -> torch.Tensor:
+    """``x = 1[u < p] · u/p`` from uniforms ``u``: Bernoulli(p)·Uniform[0,1) per entry.
+
+    ``p`` broadcasts against ``u`` (shape (I, 1, 1) for a batch of instances).
+    """
+    # threshold(v, -1, 0) keeps v where v > -1, i.e. u/p < 1, and writes 0 elsewhere: one fused
+    # pass (several times faster on the CPU than torch.where with a boolean temporary).
+    neg = torch.nn.functional.threshold(u * (-1.0 / p), -1.0, 0.0)
+    return neg.neg_()
+
+
+class _Uniforms:
+    """One generator per distinct seed for one stream; draws ``(rows, n)`` uniforms per seed."""
+
+    def __init__(self, seeds: Sequence[int], stream: str, device: torch.device, dtype: torch.dtype):
+        self.device, self.dtype, self.stream = device, dtype, stream
+        self.gens = {s: _generator(s, stream, device) for s in sorted(set(seeds))}
+
+    def reset(self) -> None:
+        for s, g in self.gens.items():
+            g.manual_seed(stream_seed(s, self.stream))
+
+    def draw(self, rows: int, n: int) -> dict[int, torch.Tensor]:
+        return {s: torch.rand(rows, n, generator=g, device=self.device, dtype=self.dtype) for s, g in self.gens.items()}
+
+
+def _stack_x(u_by_seed: dict[int, torch.Tensor], seeds: Sequence[int], p: torch.Tensor) -> torch.Tensor:
+    u = torch.stack([u_by_seed[s] for s in seeds])
+    return sample_data(u, p)
+
+
+@torch.no_grad()
+def _loss_on(
+    w_in: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor, p: torch.Tensor, seeds: Sequence[int],
+    stream: str, samples: int, chunk: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard error of the per-sample loss over ``samples`` fresh samples, per instance."""
+    n = w_in.shape[-1]
+    uni = _Uniforms(seeds, stream, w_in.device, w_in.dtype)
+    total = torch.zeros(len(seeds), dtype=torch.float64, device=w_in.device)
+    total_sq = torch.zeros_like(total)
+    done = 0
+    while done < samples:
+        rows = min(chunk, samples - done)
+        x = _stack_x(uni.draw(rows, n), seeds, p)
+        y = torch.relu(torch.baddbmm(b.unsqueeze(1), torch.bmm(x, w_in.transpose(1, 2)), w_out.transpose(1, 2)))
+        per_sample = (y - x).pow(2).mean(dim=2).to(torch.float64)  # (I, rows)
+        total += per_sample.sum(dim=1)
+        total_sq += per_sample.pow(2).sum(dim=1)
+        done += rows
+    mean = total / samples
+    var = (total_sq / samples - mean.pow(2)).clamp_min(0) * samples / (samples - 1)
+    return mean, (var / samples).sqrt()
+
+
+def heldout_loss(
+    W_in: np.ndarray, W_out: np.ndarray, b: np.ndarray, p: float, *, seed: int, samples: int = 100_000,
+    device: str | None = None,
+) -> tuple[float, float]:
+    """Held-out loss and its standard error of one model on ``samples`` fresh samples (stream ``eval``)."""
+    dev = torch.device(device or default_device())
+    w_in = torch.as_tensor(np.asarray(W_in), device=dev).unsqueeze(0)
+    w_out = torch.as_tensor(np.asarray(W_out), device=dev, dtype=w_in.dtype).unsqueeze(0)
+    bb = torch.as_tensor(np.asarray(b), device=dev, dtype=w_in.dtype).unsqueeze(0)
+    pp = torch.tensor([[[float(check_probability(p))]]], device=dev, dtype=w_in.dtype)
+    mean, se = _loss_on(w_in, w_out, bb, pp, [check_seed(seed)], "eval", samples, 8192)
+    return float(mean[0]), float(se[0])
+
+
+class _Batch:
+    """Training state of the active instances, with everything indexed along axis 0."""
+
+    def __init__(self, configs: Sequence[TrainConfig], idx: list[int], device: torch.device, dtype: torch.dtype):
+        n = configs[idx[0]].n
+        big_m = max(configs[i].m for i in idx)
+        count = len(idx)
+        self.idx = list(idx)
+        self.seeds = [configs[i].seed for i in idx]
+        self.w_in = torch.zeros(count, big_m, n, dtype=dtype)
+        self.w_out = torch.zeros(count, n, big_m, dtype=dtype)
+        self.b = torch.zeros(count, n, dtype=dtype)
+        self.mask = torch.zeros(count, big_m, 1, dtype=dtype)
+        for k, i in enumerate(idx):
+            c = configs[i]
+            w_in, w_out, b = init_weights(n, c.m, c.seed)
+            self.w_in[k, : c.m] = w_in.to(dtype)
+            self.w_out[k, :, : c.m] = w_out.to(dtype)
+            self.b[k] = b.to(dtype)
+            self.mask[k, : c.m] = 1
+        self.w_in, self.w_out, self.b, self.mask = (t.to(device) for t in (self.w_in, self.w_out, self.b, self.mask))
+        self.p = torch.tensor([configs[i].p for i in idx], dtype=dtype, device=device).view(-1, 1, 1)
+        self.lr = torch.tensor([configs[i].learning_rate for i in idx], dtype=dtype, device=device)
+        self.params = [self.w_in, self.w_out, self.b]
+        self.exp_avg = [torch.zeros_like(t) for t in self.params]
+        self.exp_avg_sq = [torch.zeros_like(t) for t in self.params]
+        self.ema = torch.zeros(count, dtype=torch.float64, device=device)
+        self.first_bad = torch.full((count,), -1, dtype=torch.int64, device=device)
+
+    def keep(self, keep: list[int]) -> None:
+        """Drop every instance not in ``keep`` (positions into the current batch)."""
+        sel = torch.tensor(keep, dtype=torch.long, device=self.w_in.device)
+        self.idx = [self.idx[k] for k in keep]
+        self.seeds = [self.seeds[k] for k in keep]
+        self.w_in, self.w_out, self.b = (t.index_select(0, sel) for t in self.params)
+        self.params = [self.w_in, self.w_out, self.b]
+        self.exp_avg = [t.index_select(0, sel) for t in self.exp_avg]
+        self.exp_avg_sq = [t.index_select(0, sel) for t in self.exp_avg_sq]
+        self.mask, self.p, self.lr, self.ema, self.first_bad = (
+            t.index_select(0, sel) for t in (self.mask, self.p, self.lr, self.ema, self.first_bad)
+        )
+
+
+def _loss_and_grads(
+    w_in: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor, x: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Per-instance minibatch loss (I,) and the gradients of their sum, by hand.
+
+    h = x W_in^T, z = h W_out^T + b, y = ReLU(z), L = mean (y - x)^2 over batch and features;
+    dL/dz = 2 (y - x) 1[z > 0] / (B n), dW_out = dz^T h, db = Σ_batch dz, dW_in = (dz W_out)^T x.
+    tests/test_validation_train.py checks these against autograd.
+    """
+    batch, n = x.shape[1], x.shape[2]
+    h = torch.bmm(x, w_in.transpose(1, 2))
+    z = torch.baddbmm(b.unsqueeze(1), h, w_out.transpose(1, 2))
+    y = torch.relu(z)
+    diff = y - x
+    loss = diff.pow(2).mean(dim=(1, 2))
+    dz = diff.mul_(z > 0).mul_(2.0 / (batch * n))
+    g_out = torch.bmm(dz.transpose(1, 2), h)
+    g_b = dz.sum(dim=1)
+    g_in = torch.bmm(torch.bmm(dz, w_out).transpose(1, 2), x)
+    return loss, [g_in, g_out, g_b]
+
+
+def _adam_step(st: _Batch, grads: list[torch.Tensor], step: int, cfg: TrainConfig) -> None:
+    """Adam / AdamW written like ``torch.optim.Adam`` (single-tensor path), with a per-instance lr."""
+    beta1, beta2 = 0.9, 0.999
+    eps = 1e-7 if cfg.optimizer == "adam" else 1e-8
+    bias1 = 1 - beta1**step
+    bias2_sqrt = math.sqrt(1 - beta2**step)
+    for k, (param, grad, m1, m2) in enumerate(zip(st.params, grads, st.exp_avg, st.exp_avg_sq)):
+        if k < 2:
+            grad = grad.mul_(st.mask if k == 0 else st.mask.transpose(1, 2))
+        shape = (-1,) + (1,) * (param.dim() - 1)
+        lr = st.lr.view(shape)
+        if cfg.optimizer == "adamw":
+            param.mul_(1 - lr * 0.01)
+        m1.lerp_(grad, 1 - beta1)
+        m2.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (m2.sqrt() / bias2_sqrt).add_(eps)
+        param.sub_((lr / bias1) * m1 / denom)
+
+
+def _group_key(c: TrainConfig) -> tuple[Any, ...]:
+    """Fields that must agree for configs to share one batched program."""
+    return (c.n, c.batch, c.optimizer, c.steps, c.check_every, c.window, c.min_steps, c.rel_tol, c.ema_beta,
+            c.confirm_samples, c.stop_on_convergence, c.eval_samples, c.dtype)
+
+
+def train_models(
+    configs: Sequence[TrainConfig], *, device: str | None = None, progress: bool = False
+) -> list[TrainedModel]:
+    """Train every config as one batched tensor program; return the models in input order.
+
+    All configs must share ``n`` and the training-loop fields (batch, optimizer, steps and the
+    convergence rule); ``m``, ``p``, ``seed`` and ``lr`` may differ per model. See the module
+    docstring for the recipe, the randomness, the convergence rule and non-finite handling.
+
+    Parameters
+    ----------
+    configs : sequence of TrainConfig
+    device : str, optional
+        ``"cpu"``, ``"cuda"``, ...; default CUDA when available, else CPU.
+    progress : bool
+        Show a tqdm progress bar over steps.
+    """
+    configs = list(configs)
+    if not configs:
+        return []
+    for c in configs:
+        if not isinstance(c, TrainConfig):
+            raise ValueError(f"configs must hold TrainConfig objects, got {type(c).__name__}")
+    keys = {_group_key(c) for c in configs}
+    if len(keys) != 1:
+        raise ValueError(
+            "configs must share n and the training-loop fields (batch, optimizer, steps, eval_samples, dtype, "
+            "convergence rule) to train as one batch; group them first (validation.sweep does)"
+        )
+    cfg = configs[0]
+    dev = torch.device(device or default_device())
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    n = cfg.n
+    st = _Batch(configs, list(range(len(configs))), dev, dtype)
+    train_u = _Uniforms(st.seeds, "train", dev, dtype)
+    results: dict[int, TrainedModel] = {}
+    history: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
+    confirm: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
+    conv_step: dict[int, int] = {}
+    start_time = time.perf_counter()
+    lag = cfg.window // cfg.check_every
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, desc=f"train n={n} ×{len(configs)}", unit="step", leave=False)
+
+    def finish(keep_positions: list[int], step: int, statuses: dict[int, str]) -> None:
+        """Record every active instance not kept, then shrink the batch."""
+        leaving = [k for k in range(len(st.idx)) if k not in keep_positions]
+        if not leaving:
+            return
+        sel = torch.tensor(leaving, dtype=torch.long, device=dev)
+        w_in, w_out, b = (t.index_select(0, sel) for t in st.params)
+        p = st.p.index_select(0, sel)
+        seeds = [st.seeds[k] for k in leaving]
+        mean, se = _loss_on(w_in, w_out, b, p, seeds, "eval", cfg.eval_samples, 8192)
+        first_bad = st.first_bad.index_select(0, sel).cpu().tolist()
+        for j, k in enumerate(leaving):
+            i = st.idx[k]
+            c = configs[i]
+            status = statuses.get(k, "ok")
+            bad = first_bad[j] >= 0
+            results[i] = TrainedModel(
+                config=c,
+                W_in=w_in[j, : c.m].cpu().numpy().copy(),
+                W_out=w_out[j, :, : c.m].cpu().numpy().copy(),
+                b=b[j].cpu().numpy().copy(),
+                heldout_loss=float("nan") if bad else float(mean[j]),
+                heldout_se=float("nan") if bad else float(se[j]),
+                converged=(i in conv_step) and not bad,
+                steps_run=step,
+                history=history[i],
+                status="nonfinite" if bad else status,
+                converged_step=conv_step.get(i),
+                nonfinite_step=int(first_bad[j]) if bad else None,
+                confirm_history=confirm[i],
+                train_seconds=time.perf_counter() - start_time,
+            )
+        st.keep(keep_positions)
+        if st.idx:
+            # Generators of seeds no longer present are simply unused; keep the same objects so
+            # that the remaining seeds continue their streams unchanged.
+            train_u.gens = {s: g for s, g in train_u.gens.items() if s in set(st.seeds)}
+
+    step = 0
+    beta = cfg.ema_beta
+    while st.idx and step < cfg.steps:
+        step += 1
+        x = _stack_x(train_u.draw(cfg.batch, n), st.seeds, st.p)
+        loss, grads = _loss_and_grads(st.w_in, st.w_out, st.b, x)
+        loss64 = loss.detach().to(torch.float64)
+        finite = torch.isfinite(loss64)
+        st.first_bad = torch.where((st.first_bad < 0) & ~finite, torch.full_like(st.first_bad, step), st.first_bad)
+        st.ema.mul_(beta).add_(torch.where(finite, loss64, torch.zeros_like(loss64)), alpha=1 - beta)
+        _adam_step(st, grads, step, cfg)
+        if bar is not None:
+            bar.update(1)
+        if step % cfg.check_every == 0 or step == cfg.steps:
+            ema = (st.ema / (1 - beta**step)).cpu().tolist()
+            bad = (st.first_bad >= 0).cpu().tolist()
+            vmean, _ = _loss_on(st.w_in, st.w_out, st.b, st.p, st.seeds, "confirm", cfg.confirm_samples, 8192)
+            vmean_list = vmean.cpu().tolist()
+            keep, statuses = [], {}
+            for k, i in enumerate(st.idx):
+                history[i].append((step, float(ema[k])))
+                confirm[i].append((step, float(vmean_list[k])))
+                if bad[k]:
+                    statuses[k] = "nonfinite"
+                    continue
+                if i not in conv_step and step >= cfg.min_steps and len(history[i]) > lag:
+                    e_old, e_new = history[i][-1 - lag][1], history[i][-1][1]
+                    v_old, v_new = confirm[i][-1 - lag][1], confirm[i][-1][1]
+                    if (e_old - e_new) < cfg.rel_tol * e_new and (v_old - v_new) < cfg.rel_tol * v_new:
+                        conv_step[i] = step
+                if i in conv_step and cfg.stop_on_convergence:
+                    continue
+                keep.append(k)
+            if step == cfg.steps:
+                keep = []
+            finish(keep, step, statuses)
+            if bar is not None:
+                bar.set_postfix(active=len(st.idx))
+    if st.idx:  # steps == 0
+        finish([], step, {})
+    if bar is not None:
+        bar.close()
+    return [results[i] for i in range(len(configs))]
