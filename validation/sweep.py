@@ -1,0 +1,321 @@
+"""Sweeps over (n, r, p, seed): spec, local and Ray backends, resumable results.
+
+A spec is a TOML or JSON file (or the same fields on the command line)::
+
+    name = "paper-small"
+    n = [64, 128]
+    r = [0.1, 0.25, 0.5]
+    p = [0.01, 0.045, 0.1]
+    seeds = [0]
+    group_size = 32          # models per batched tensor program
+    rug = "theory"           # rug loss at each (n, r, p): "theory" (theory scalars, Monte Carlo) or "none"
+    [train]                  # any TrainConfig field except n, m, p, seed
+    steps = 4000
+
+``m = clip(round(r n), 1, n)``; configs that coincide after rounding are trained once.
+
+Run it: ``python -m validation.sweep --spec spec.toml --out DIR`` (or ``rugtheory validate``).
+Models of one ``n`` train together in chunks of ``group_size`` (one batched program each); each
+model is evaluated (:mod:`validation.evaluate`) and stored (:mod:`validation.store`) the moment it
+finishes, so ``kill -9`` loses at most the models still training, and running the same command
+again skips every stored run.
+
+Backends: ``"local"`` (default; this process, CUDA when available) and ``"ray"`` (``pip install
+ray``; imported lazily). With Ray each chunk is one task (``num_gpus`` per task configurable); the
+driver stores results as tasks finish, so resumption works the same way. ``ray_address=None``
+starts or joins a local instance (``ray.init()``), else joins the given cluster address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rugtheory._validate import check_int, check_probability, check_ratio, check_seed
+
+__all__ = ["SweepSpec", "load_spec", "expand", "run_sweep", "main"]
+
+_TRAIN_FIELDS_FIXED = ("n", "m", "p", "seed")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A grid of models to train and evaluate (see the module docstring)."""
+
+    n: tuple[int, ...]
+    r: tuple[float, ...]
+    p: tuple[float, ...]
+    seeds: tuple[int, ...] = (0,)
+    name: str = "sweep"
+    train: dict[str, Any] = field(default_factory=dict)
+    group_size: int = 32
+    rug: str = "theory"
+    rug_rel_se: float = 0.01
+    rug_max_seconds: float = 20.0
+    stats_seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n", tuple(check_int(v, "n", low=1) for v in _as_list(self.n)))
+        object.__setattr__(self, "r", tuple(float(check_ratio(v, "r")) for v in _as_list(self.r)))
+        object.__setattr__(self, "p", tuple(float(check_probability(v, "p")) for v in _as_list(self.p)))
+        object.__setattr__(self, "seeds", tuple(check_seed(v, "seeds") for v in _as_list(self.seeds)))
+        for name in ("n", "r", "p", "seeds"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must hold at least one value, got none")
+        check_int(self.group_size, "group_size", low=1)
+        if self.rug not in ("theory", "none"):
+            raise ValueError(f"rug must be one of 'theory', 'none', got {self.rug!r}")
+        from validation.train import TrainConfig
+
+        allowed = {f.name for f in fields(TrainConfig)} - set(_TRAIN_FIELDS_FIXED)
+        bad = set(self.train) - allowed
+        if bad:
+            raise ValueError(f"train may set only {sorted(allowed)}, got {sorted(bad)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("n", "r", "p", "seeds"):
+            d[k] = list(d[k])
+        return d
+
+    @property
+    def evaluation(self) -> dict[str, Any]:
+        return {"rug": self.rug, "rug_rel_se": self.rug_rel_se, "rug_max_seconds": self.rug_max_seconds,
+                "stats_seed": self.stats_seed}
+
+
+def _as_list(v: Any) -> list[Any]:
+    if isinstance(v, (list, tuple)):
+        return list(v)
+    return [v]
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read a spec from a ``.toml`` or ``.json`` file."""
+    path = Path(path)
+    if path.suffix == ".toml":
+        import tomllib
+
+        data = tomllib.loads(path.read_text())
+    elif path.suffix == ".json":
+        data = json.loads(path.read_text())
+    else:
+        raise ValueError(f"spec must be a .toml or .json file, got {str(path)!r}")
+    known = {f.name for f in fields(SweepSpec)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"spec may hold only {sorted(known)}, got {sorted(unknown)}")
+    return SweepSpec(**data)
+
+
+def expand(spec: SweepSpec) -> list[Any]:
+    """Every distinct TrainConfig of the grid, ordered by n, then seed, r, p."""
+    from validation.train import TrainConfig
+
+    out, seen = [], set()
+    for n in spec.n:
+        for seed in spec.seeds:
+            for r in spec.r:
+                m = min(n, max(1, int(round(r * n))))
+                for p in spec.p:
+                    cfg = TrainConfig(n=n, m=m, p=p, seed=seed, **spec.train)
+                    if cfg not in seen:
+                        seen.add(cfg)
+                        out.append(cfg)
+    return out
+
+
+def _chunks(configs: list[Any], size: int) -> list[list[Any]]:
+    by_n: dict[int, list[Any]] = {}
+    for c in configs:
+        by_n.setdefault(c.n, []).append(c)
+    out = []
+    for n in sorted(by_n):
+        group = by_n[n]
+        out.extend(group[i : i + size] for i in range(0, len(group), size))
+    return out
+
+
+def _train_and_evaluate(
+    configs: list[Any], evaluation: dict[str, Any], device: str | None, progress: bool,
+    on_done: Callable[[Any, dict[str, Any]], None],
+) -> None:
+    from validation.evaluate import evaluate_model
+    from validation.train import train_models
+
+    def handle(_: int, model: Any) -> None:
+        on_done(model, evaluate_model(model, **evaluation))
+
+    train_models(configs, device=device, progress=progress, on_result=handle)
+
+
+def _ray_task(config_dicts: list[dict[str, Any]], evaluation: dict[str, Any], device: str | None) -> list[Any]:
+    """Body of one Ray task: train a chunk, evaluate, return plain data (numpy arrays and dicts)."""
+    from validation.train import TrainConfig
+
+    out: list[Any] = []
+    _train_and_evaluate([TrainConfig(**d) for d in config_dicts], evaluation, device, False,
+                        lambda model, metrics: out.append((model, metrics)))
+    return out
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out_dir: str | Path,
+    *,
+    backend: str = "local",
+    device: str | None = None,
+    progress: bool = True,
+    ray_address: str | None = None,
+    ray_num_gpus: float = 0.0,
+) -> Any:
+    """Train and evaluate every model of ``spec`` not yet in the store at ``out_dir``; return the store.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    out_dir : path
+        Store directory (created); see :class:`validation.store.ResultStore`.
+    backend : {"local", "ray"}
+    device : str, optional
+        Torch device for training (default: CUDA when available, else CPU).
+    progress : bool
+        tqdm bars (chunks done; steps within a chunk for the local backend).
+    ray_address, ray_num_gpus
+        Ray cluster address (None: local instance) and GPUs per task.
+    """
+    from validation.store import ResultStore, run_id
+
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend must be one of 'local', 'ray', got {backend!r}")
+    store = ResultStore(out_dir)
+    store.record_sweep(spec.name, spec.to_dict())
+    configs = expand(spec)
+    done = store.done_ids()
+    todo = [c for c in configs if run_id(c.to_dict()) not in done]
+    chunks = _chunks(todo, spec.group_size)
+
+    def save(model: Any, metrics: dict[str, Any]) -> None:
+        store.save(model.config.to_dict(), model, metrics, sweep=spec.name)
+
+    bar = None
+    if progress and chunks:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"sweep {spec.name}", unit="model")
+    if backend == "local":
+        for chunk in chunks:
+            def save_and_tick(model: Any, metrics: dict[str, Any]) -> None:
+                save(model, metrics)
+                if bar is not None:
+                    bar.update(1)
+
+            _train_and_evaluate(chunk, spec.evaluation, device, progress, save_and_tick)
+    else:
+        _run_ray(chunks, spec, device, ray_address, ray_num_gpus, save, bar)
+    if bar is not None:
+        bar.close()
+    return store
+
+
+def _run_ray(chunks, spec, device, address, num_gpus, save, bar) -> None:  # noqa: ANN001
+    try:
+        import ray
+    except ImportError as exc:  # the optional extra
+        raise ValueError("backend 'ray' needs the optional dependency ray (pip install 'rugtheory[ray]')") from exc
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    task = ray.remote(num_gpus=num_gpus)(_ray_task)
+    pending = [task.remote([c.to_dict() for c in chunk], spec.evaluation, device) for chunk in chunks]
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        for model, metrics in ray.get(ready[0]):
+            save(model, metrics)
+            if bar is not None:
+                bar.update(1)
+
+
+def _floats(text: str) -> list[float]:
+    """``"0.1,0.2"`` or ``"linspace:0.002001:0.8:20"``."""
+    if text.startswith("linspace:"):
+        _, a, b, k = text.split(":")
+        k = int(k)
+        return [float(a) + (float(b) - float(a)) * i / (k - 1) for i in range(k)] if k > 1 else [float(a)]
+    return [float(v) for v in text.split(",") if v]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Sweep options shared by ``python -m validation.sweep`` and ``rugtheory validate``."""
+    parser.add_argument("--spec", help="TOML or JSON sweep spec (CLI grid flags override its fields)")
+    parser.add_argument("--out", required=True, help="store directory (SQLite + safetensors + JSON)")
+    parser.add_argument("--n", help="comma-separated n values")
+    parser.add_argument("--r", help="comma-separated r values, or linspace:a:b:k")
+    parser.add_argument("--p", help="comma-separated p values, or linspace:a:b:k")
+    parser.add_argument("--seeds", help="comma-separated seeds")
+    parser.add_argument("--steps", type=int, help="maximum steps per model")
+    parser.add_argument("--name", help="sweep name")
+    parser.add_argument("--group-size", type=int, help="models per batched program")
+    parser.add_argument("--rug", choices=["theory", "none"], help="compute the rug loss at each (n, r, p)")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local")
+    parser.add_argument("--ray-address", default=None)
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    data: dict[str, Any] = {}
+    if args.spec:
+        data = load_spec(args.spec).to_dict()
+    if args.n:
+        data["n"] = [int(v) for v in args.n.split(",") if v]
+    if args.r:
+        data["r"] = _floats(args.r)
+    if args.p:
+        data["p"] = _floats(args.p)
+    if args.seeds:
+        data["seeds"] = [int(v) for v in args.seeds.split(",") if v]
+    if args.name:
+        data["name"] = args.name
+    if args.group_size:
+        data["group_size"] = args.group_size
+    if args.rug:
+        data["rug"] = args.rug
+    if args.steps is not None:
+        data.setdefault("train", {})["steps"] = args.steps
+    for key in ("n", "r", "p"):
+        if key not in data:
+            raise ValueError(f"{key} is required (give --{key} or a --spec file that sets it)")
+    return SweepSpec(**data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m validation.sweep --spec FILE --out DIR``: run (or resume) a sweep."""
+    parser = argparse.ArgumentParser(prog="python -m validation.sweep", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        spec = spec_from_args(args)
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        start = time.perf_counter()
+        store = run_sweep(spec, args.out, backend=args.backend, device=args.device,
+                          progress=not args.no_progress, ray_address=args.ray_address)
+    except ValueError as exc:
+        print(f"validation.sweep: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(store)} runs in {store.db_path} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
