@@ -22,6 +22,7 @@ __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 SUBCOMMANDS: dict[str, str] = {
     "predict": "rugtheory.cli_predict",
     "report": "rugtheory.cli_report",
+    "validate": "rugtheory.cli_validate",
 }
 
 
@@ -30,16 +31,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only`` set, just that subcommand's module is imported (fast start)."""
     parser = _Parser(prog="rugtheory", description="Theory engine for the Persian-rug toy model of superposition.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module_name in SUBCOMMANDS.values():
-        importlib.import_module(module_name).add_parser(sub)
+    for name, module_name in SUBCOMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module_name).add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = argv[0] if argv else None
+    parser = build_parser(first if first in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     module = importlib.import_module(SUBCOMMANDS[args.command])
     try:

@@ -1,0 +1,1 @@
+"""sympy derivations; each script regenerates files under derivations/generated/."""
