@@ -20,6 +20,7 @@ __all__ = ["ReportContext", "SECTIONS", "write_report"]
 #: Sections in the order they appear.
 SECTIONS: list[str] = [
     "rugtheory.report_theory:section",
+    "rugtheory.report_validation:section",
 ]
 
 
