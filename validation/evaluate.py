@@ -77,7 +77,8 @@ def evaluate_weights(
         from rugtheory.weights import predicted_loss_from_weights, weight_statistics
 
         stats = weight_statistics(W, b, p, seed=stats_seed)
-        out.update(_flatten_scalars(stats, "sym_"))
+        summary = stats.summary() if hasattr(stats, "summary") else _flatten_scalars(stats, "")
+        out.update({f"sym_{k}": float(v) for k, v in summary.items()})
         out["predicted"] = float(predicted_loss_from_weights(W, b, p))
         out["weights_status"] = "ok"
     except ImportError as exc:

@@ -25,13 +25,19 @@ __all__ = [
     "HEATMAP_KEYS",
 ]
 
-#: Heatmap quantities: row key -> title. ``sym_*`` keys that the foundation's weight statistics
-#: provide are added automatically.
+#: Heatmap quantities: row key -> title (``sym_*``: rugtheory.weights.WeightStatistics.summary()).
 HEATMAP_KEYS: dict[str, str] = {
-    "rel_err_predicted": "(predicted from weights − measured) / measured",
+    "rel_err_predicted": "(from weights − measured) / measured",
     "rel_err_lstar": "(L* − measured) / measured",
     "rel_err_rug": "(rug − measured) / measured",
-    "diag_mean": "mean of diag(W)",
+    "diag_mean": "mean of diag(W) = mean a_i",
+    "sym_spread_a": "spread of diag(W) (std over rows)",
+    "sym_spread_effective_bias": "spread of b_i + μ_i",
+    "sym_spread_sigma_squared": "spread of σ_i²",
+    "sym_spread_sampled_nu_mean": "spread of sampled mean of ν_i",
+    "sym_ks_pvalue_median": "median KS p-value of ν_i vs normal",
+    "sym_lyapunov_ratio_mean": "mean Lyapunov ratio",
+    "sym_excess_kurtosis_mean": "mean excess kurtosis of ν_i",
 }
 
 
@@ -138,10 +144,6 @@ def loss_vs_p_figure(rows: Sequence[dict[str, Any]], out_dir: str | Path, name: 
 def heatmap_keys(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     """The heatmap quantities present in ``rows`` (finite somewhere)."""
     keys = dict(HEATMAP_KEYS)
-    for r in rows:
-        for k in r:
-            if k.startswith("sym_") and k not in keys:
-                keys[k] = k[4:].replace("_", " ")
     return {k: t for k, t in keys.items() if any(math.isfinite(float(r.get(k, math.nan))) for r in _ok(rows))}
 
 
