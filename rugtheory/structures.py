@@ -1,0 +1,433 @@
+r"""Competing structures: polytope solutions of the toy model with exact losses (THEORY §10).
+
+The rank bound (THEORY §4) fixes only the *second* moment of the interference. ReLU clips
+negative interference for free, so weights with a few large negative entries per row can beat
+the symmetric Gaussian optimum :math:`L^*`. This module builds those structures and computes
+their loss exactly (no sampling, no Gaussian assumption).
+
+A *construction* is a group of ``k`` features embedded as the vertices ``v_1..v_k`` of a
+polytope in ``dim`` hidden dimensions, ``|v_i| = 1``, with tied read-out and one gain ``g`` and
+bias ``b`` shared by the group (every vertex is equivalent by symmetry):
+
+.. math:: W_\mathrm{in} = [v_1 \dots v_k], \quad W_\mathrm{out} = g\,W_\mathrm{in}^T, \quad
+          W = g\,G,\ G_{ij} = v_i\cdot v_j,\ G_{ii}=1,
+
+so :math:`y_i = \mathrm{ReLU}(g(x_i + \sum_{j\ne i} G_{ij} x_j) + b)` and the group uses a
+ratio ``r = dim/k`` of hidden units per feature. Groups live in orthogonal subspaces, so a model
+made of ``n/k`` copies has the same per-feature loss as one group.
+
+* antipodal pairs: ``k = 2``, ``dim = 1``, ``G_12 = -1``, ``r = 1/2``;
+* regular simplex: ``k`` features in ``k-1`` dims, ``G_ij = -1/(k-1)``, ``r = (k-1)/k``;
+* regular polygon: ``k`` features in 2 dims, ``G_ij = cos(2 pi (i-j)/k)``, ``r = 2/k``;
+* dropped features (``r = 0``): ``y = ReLU(b)``, best ``b = p/2``, loss ``v = p/3 - p^2/4``;
+* dedicated features (``r = 1``): ``y = x``, loss 0.
+
+All of them meet the rank bound with equality: :math:`\sum_{j\ne i}G_{ij}^2 = 1/r - 1`.
+
+Exact loss
+----------
+Write the row of feature ``i`` as :math:`w = b + g U_0 + g\sum_{l\in S} c_l U_l` where ``S`` is
+the set of active partners (probability :math:`p^{|S|}(1-p)^{K-|S|}`) and ``U`` are independent
+uniforms. Integrating one uniform at a time (:math:`\int_0^1 f(a + d u)\,du = [F(a+d)-F(a)]/d`)
+gives the box-spline identity, exact for any signs of the nonzero ``d_l``:
+
+.. math:: E\Big[\big(\beta + \textstyle\sum_{l=1}^N d_l U_l\big)_+^q\Big]
+          = \frac{q!}{(q+N)!\,\prod_l d_l} \sum_{T\subseteq\{1..N\}} (-1)^{N-|T|}
+            \big(\beta + \textstyle\sum_{l\in T} d_l\big)_+^{q+N}.
+
+With :math:`M(\beta, q) = E[(\beta + g\sum_S c_l U_l)_+^q]` the per-feature loss is
+
+.. math:: L = \sum_S p^{|S|}(1-p)^{K-|S|}\Big[(1-p)\,M(b,2) + p\,B_S\Big],\qquad
+          B_S = \Big(\tfrac{1}{3g}+\tfrac{1}{3g^2}\Big)\big[M(b+g,3)-M(b,3)\big]
+                 - \tfrac{1}{g}M(b+g,2) + \tfrac13,
+
+where :math:`B_S = E[(\mathrm{ReLU}(w) - U_0)^2]` follows by integrating :math:`U_0` by parts.
+For ``S = {}`` the three terms of ``B`` cancel at ``g = 1, b = 0`` (1/3 - 2/3 + 1/3); that term is
+evaluated by the direct piecewise integral instead, so that losses of order ``p^2`` stay accurate
+down to ``p = 1e-12``. Partners with equal coefficients are grouped (binomial counts), which keeps
+the sum small: at most a few thousand terms for ``k <= 10``.
+
+Antipodal pairs at ``g = 1, b = 0``: the only error is when both partners are on, giving
+``p^2 E[min(U, U')^2] = p^2/6`` (THEORY §10); :func:`structure_loss` reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import product
+
+import numpy as np
+from scipy import optimize
+
+from ._validate import check_finite, check_int, check_probability, check_seed
+
+__all__ = [
+    "Construction",
+    "OptimizedStructure",
+    "MAX_SIMPLEX_K",
+    "MAX_POLYGON_K",
+    "antipodal_pairs",
+    "regular_simplex",
+    "regular_polygon",
+    "standard_constructions",
+    "dropped_loss",
+    "structure_loss",
+    "optimal_structure_loss",
+    "construction_weights",
+    "mixture_weights",
+    "model_loss_monte_carlo",
+]
+
+#: Largest simplex size: the box-spline sum for ``k - 1`` equal partners is a finite difference of
+#: order ``k - 1`` whose cancellation costs about ``log10(2^(k-1) (k-1)^(k-1) / (k-1)!)`` digits,
+#: i.e. ~5 digits at k = 10; beyond that the answer would lose too much of float64.
+MAX_SIMPLEX_K = 10
+#: Largest polygon size: the number of terms grows like 6^(k/2) and the smallest coefficient
+#: cos(2 pi floor(k/4)/k) shrinks; k = 10 keeps both harmless (~4000 terms).
+MAX_POLYGON_K = 10
+
+
+@dataclass(frozen=True)
+class Construction:
+    """A group of ``k`` features as unit vectors in ``dim`` hidden dimensions.
+
+    Attributes
+    ----------
+    name : str
+        Short label, e.g. ``"pairs"``, ``"simplex4"``, ``"polygon5"``.
+    k, dim : int
+        Features per group and hidden dimensions per group.
+    vertices : np.ndarray
+        ``dim x k`` matrix of unit columns (``W_in`` of one group).
+    """
+
+    name: str
+    k: int
+    dim: int
+    vertices: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def ratio(self) -> float:
+        """Hidden units per feature, ``r = dim/k``."""
+        return self.dim / self.k
+
+    @property
+    def gram(self) -> np.ndarray:
+        """``G = V^T V`` (unit diagonal)."""
+        return self.vertices.T @ self.vertices
+
+    @property
+    def partner_coefficients(self) -> np.ndarray:
+        """Row 0 of ``G`` without the diagonal and without exact zeros (they never interfere)."""
+        row = self.gram[0, 1:]
+        return row[np.abs(row) > 1e-12]
+
+
+def antipodal_pairs() -> Construction:
+    """Two features on one hidden unit with opposite signs: ``W = g [[1, -1], [-1, 1]]``, r = 1/2."""
+    return Construction("pairs", 2, 1, np.array([[1.0, -1.0]]))
+
+
+def regular_simplex(k: int) -> Construction:
+    """``k`` features at the vertices of a regular simplex in ``k - 1`` dims, r = (k-1)/k.
+
+    ``G_ij = -1/(k-1)``; ``k = 2`` is the antipodal pair. ``k`` must lie in [2, MAX_SIMPLEX_K].
+    """
+    k = check_int(k, "k", low=2, high=MAX_SIMPLEX_K)
+    centred = np.eye(k) - 1.0 / k  # columns e_i - centroid, spanning the sum-zero subspace
+    q, _ = np.linalg.qr(centred[:, : k - 1])  # orthonormal basis of that subspace (k x k-1)
+    v = q.T @ centred  # (k-1) x k coordinates
+    v /= np.linalg.norm(v, axis=0, keepdims=True)
+    name = "pairs" if k == 2 else f"simplex{k}"
+    return Construction(name, k, k - 1, v)
+
+
+def regular_polygon(k: int) -> Construction:
+    """``k`` features at the vertices of a regular ``k``-gon in 2 dims, r = 2/k.
+
+    ``G_ij = cos(2 pi (i - j)/k)``. ``k = 3`` is the triangle (= simplex3), ``k = 4`` two antipodal
+    pairs. ``k`` must lie in [3, MAX_POLYGON_K].
+    """
+    k = check_int(k, "k", low=3, high=MAX_POLYGON_K)
+    angles = 2.0 * np.pi * np.arange(k) / k
+    v = np.vstack([np.cos(angles), np.sin(angles)])
+    return Construction(f"polygon{k}", k, 2, v)
+
+
+def standard_constructions() -> list[Construction]:
+    """The constructions the phase map compares: pairs, simplices 3..10, polygons 5..8.
+
+    polygon3 is simplex3 and polygon4 is two pairs, so they are left out as duplicates. Polygons 9
+    and 10 cost 10-40x more to optimise (thousands of box-spline terms) and lose to polygon8 and
+    to pairs + dropped at every p (their loss is O(p) like every polygon's, with a larger constant).
+    """
+    out = [antipodal_pairs()]
+    out += [regular_simplex(k) for k in range(3, MAX_SIMPLEX_K + 1)]
+    out += [regular_polygon(k) for k in range(5, 9)]
+    return out
+
+
+def dropped_loss(p: np.ndarray | float) -> np.ndarray:
+    """Loss of an unlearned feature with its best constant output ``p/2``: ``v = p/3 - p^2/4``."""
+    p = check_probability(p)
+    return p / 3.0 - p * p / 4.0
+
+
+# --------------------------------------------------------------------------------------------------
+# exact loss
+
+
+@dataclass(frozen=True)
+class _Corners:
+    """Flattened box-spline terms of one construction (see module docstring)."""
+
+    count: np.ndarray  # N = |S| of the term's partner set
+    coef: np.ndarray  # prod C(M_v, n_v) C(n_v, t_v) (-1)^(N - sum t) / prod c_v^n_v
+    offset: np.ndarray  # sum_v t_v c_v
+    n_partners: int  # K
+
+
+def _group_coefficients(coeffs: np.ndarray) -> list[tuple[float, int]]:
+    groups: list[tuple[float, int]] = []
+    for c in np.sort(coeffs):
+        if groups and abs(groups[-1][0] - c) < 1e-9:
+            groups[-1] = (groups[-1][0], groups[-1][1] + 1)
+        else:
+            groups.append((float(c), 1))
+    return groups
+
+
+@lru_cache(maxsize=64)
+def _corners(coeff_key: tuple[float, ...]) -> _Corners:
+    groups = _group_coefficients(np.asarray(coeff_key))
+    count, coef, offset = [], [], []
+    for ns in product(*[range(m + 1) for _, m in groups]):
+        n_tot = sum(ns)
+        base = 1.0
+        for (c, m), n in zip(groups, ns):
+            base *= math.comb(m, n) / c**n
+        for ts in product(*[range(n + 1) for n in ns]):
+            mult = base * (-1) ** (n_tot - sum(ts))
+            for n, t in zip(ns, ts):
+                mult *= math.comb(n, t)
+            count.append(n_tot)
+            coef.append(mult)
+            offset.append(sum(t * c for (c, _), t in zip(groups, ts)))
+    return _Corners(np.array(count), np.array(coef), np.array(offset), sum(m for _, m in groups))
+
+
+def _alone_error(g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    r"""Stable :math:`\int_0^1 (\mathrm{ReLU}(g u + b) - u)^2 du` for g > 0 (no partner active)."""
+    a = np.clip(-b / g, 0.0, 1.0)  # the ReLU is off on [0, a]
+    alpha = g - 1.0
+    return a**3 / 3.0 + alpha**2 * (1.0 - a**3) / 3.0 + alpha * b * (1.0 - a**2) + b**2 * (1.0 - a)
+
+
+def _loss_from_corners(cn: _Corners, g: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Exact loss for arrays g, b, p broadcast together (corner axis appended last)."""
+    g, b, p = np.broadcast_arrays(np.asarray(g, float), np.asarray(b, float), np.asarray(p, float))
+    ge, be, pe = g[..., None], b[..., None], p[..., None]
+    n = cn.count
+    k_tot = cn.n_partners
+    fact2 = np.array([2.0 / math.factorial(2 + i) for i in range(k_tot + 1)])[n]
+    fact3 = np.array([6.0 / math.factorial(3 + i) for i in range(k_tot + 1)])[n]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        weight = pe**n * (1.0 - pe) ** (k_tot - n) * cn.coef / ge**n
+    lo = np.maximum(be + ge * cn.offset, 0.0)
+    hi = np.maximum(be + ge + ge * cn.offset, 0.0)
+    m_b2 = fact2 * lo ** (2 + n)
+    m_hi2 = fact2 * hi ** (2 + n)
+    m_diff3 = fact3 * (hi ** (3 + n) - lo ** (3 + n))
+    b_part = (1.0 / (3.0 * ge) + 1.0 / (3.0 * ge**2)) * m_diff3 - m_hi2 / ge
+    b_part = np.where(n > 0, b_part, 0.0)  # the S = {} term is added below in stable form
+    total = np.sum(weight * ((1.0 - pe) * m_b2 + pe * b_part), axis=-1)
+    with np.errstate(divide="ignore"):
+        log_p0 = k_tot * np.log1p(-p)  # P(no partner active) = (1-p)^K, and 1 - that via expm1
+    return total - p / 3.0 * np.expm1(log_p0) + np.exp(log_p0) * p * _alone_error(g, b)
+
+
+def structure_loss(construction: Construction, p: np.ndarray | float, gain: np.ndarray | float = 1.0,
+                   bias: np.ndarray | float = 0.0) -> np.ndarray:
+    r"""Exact per-feature loss of a construction at gain ``g`` and bias ``b`` (THEORY §10).
+
+    .. math:: L = E\big[(\mathrm{ReLU}(g(x_i + \textstyle\sum_{j\ne i} G_{ij}x_j) + b) - x_i)^2\big],
+
+    evaluated in closed form by the box-spline identity of the module docstring. Arrays broadcast.
+
+    Parameters
+    ----------
+    construction : Construction
+    p : array_like
+        Feature probability in (0, 1].
+    gain : array_like
+        ``g > 0``.
+    bias : array_like
+        Finite.
+    """
+    p = check_probability(p)
+    gain = check_finite(gain, "gain")
+    if np.any(gain <= 0):
+        raise ValueError(f"gain must be in (0, inf), got {float(np.min(gain))!r}")
+    bias = check_finite(bias, "bias")
+    cn = _corners(tuple(np.round(construction.partner_coefficients, 15)))
+    return _loss_from_corners(cn, gain, bias, p)
+
+
+@dataclass(frozen=True)
+class OptimizedStructure:
+    """A construction with its best gain and bias at each ``p`` (arrays over ``p``)."""
+
+    construction: Construction
+    p: np.ndarray
+    loss: np.ndarray
+    gain: np.ndarray
+    bias: np.ndarray
+
+    @property
+    def ratio(self) -> float:
+        return self.construction.ratio
+
+
+# The optimum lies near g = 1, b = 0 at small p; at dense data the bias can be strongly negative
+# (polygons) or positive (everything tends to b = 1/2 at p = 1). A coarse grid over this box picks
+# the basin; a pattern search in (log g, b), vectorised over p, refines it.
+_LOG_G_GRID = np.log(np.geomspace(0.4, 3.2, 12))
+_B_GRID = np.linspace(-1.8, 0.6, 17)
+_STENCIL = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=float)
+#: Stop when both steps are below this: the loss is quadratic at the minimum, so the relative loss
+#: error is of order (step * curvature scale)^2 ~ 1e-16, far below anything the map resolves.
+_STEP_TOL = 1e-8
+_MAX_ELEMENTS = 1_500_000  # corner-axis elements per evaluation chunk (memory ~ 12 MB per array)
+
+
+def _loss_chunked(cn: _Corners, log_g: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Loss for (P, S) arrays of (log g, b) at p of shape (P, 1), chunked over P to bound memory."""
+    rows = max(1, _MAX_ELEMENTS // (log_g.shape[1] * len(cn.coef)))
+    out = np.empty(log_g.shape)
+    for s in range(0, log_g.shape[0], rows):
+        sl = slice(s, s + rows)
+        out[sl] = _loss_from_corners(cn, np.exp(log_g[sl]), b[sl], p[sl])
+    return out
+
+
+def _optimize_vectorized(cn: _Corners, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p_col = p.reshape(-1, 1)
+    lg, bb = np.meshgrid(_LOG_G_GRID, _B_GRID, indexing="ij")
+    lg, bb = lg.ravel(), bb.ravel()
+    grid = _loss_chunked(cn, np.broadcast_to(lg, (p.size, lg.size)), np.broadcast_to(bb, (p.size, bb.size)), p_col)
+    best = np.argmin(grid, axis=1)
+    x = np.stack([lg[best], bb[best]], axis=1)
+    f = grid[np.arange(p.size), best]
+    step = np.tile([_LOG_G_GRID[1] - _LOG_G_GRID[0], _B_GRID[1] - _B_GRID[0]], (p.size, 1))
+    for _ in range(400):
+        active = np.max(step, axis=1) > _STEP_TOL
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        trial = x[idx, None, :] + _STENCIL[None] * step[idx, None, :]
+        vals = _loss_chunked(cn, trial[..., 0], trial[..., 1], p_col[idx])
+        j = np.argmin(vals, axis=1)
+        improved = vals[np.arange(idx.size), j] < f[idx]
+        x[idx[improved]] = trial[np.flatnonzero(improved), j[improved]]
+        f[idx[improved]] = vals[np.flatnonzero(improved), j[improved]]
+        step[idx[~improved]] *= 0.5
+    return f, np.exp(x[:, 0]), x[:, 1]
+
+
+@lru_cache(maxsize=256)
+def _optimize_cached(coeff_key: tuple[float, ...], p_key: tuple[float, ...]) -> tuple[np.ndarray, ...]:
+    return _optimize_vectorized(_corners(coeff_key), np.asarray(p_key))
+
+
+def optimal_structure_loss(construction: Construction, p: np.ndarray | float) -> OptimizedStructure:
+    """Minimise :func:`structure_loss` over gain ``g > 0`` and bias ``b`` at each ``p``.
+
+    A grid over ``g in [0.4, 3.2]``, ``b in [-1.8, 0.6]`` picks the basin, then a 3x3 pattern search
+    in ``(log g, b)`` (step halved whenever no neighbour improves, down to 1e-8) refines it,
+    vectorised over ``p``. Results are cached per ``(construction, p values)``.
+    """
+    p_arr = check_probability(p)
+    key = tuple(np.round(construction.partner_coefficients, 15))
+    loss, gain, bias = _optimize_cached(key, tuple(p_arr.ravel().tolist()))
+    shape = p_arr.shape
+    return OptimizedStructure(construction, p_arr, loss.reshape(shape), gain.reshape(shape), bias.reshape(shape))
+
+
+# --------------------------------------------------------------------------------------------------
+# explicit weights and their Monte Carlo twin
+
+
+def construction_weights(construction: Construction, n_groups: int, gain: float = 1.0,
+                         bias: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full-model weights of ``n_groups`` copies of a construction in orthogonal subspaces.
+
+    Returns ``W_in`` (m x n), ``W_out`` (n x m), ``b`` (n,) with ``n = n_groups k``,
+    ``m = n_groups dim``, ``W_out = gain W_in^T`` and ``b = bias``.
+    """
+    n_groups = check_int(n_groups, "n_groups", low=1)
+    return mixture_weights([(construction, n_groups, gain, bias)])
+
+
+def mixture_weights(parts: list[tuple[Construction | str, int, float, float]],
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Block-diagonal weights of a mixture of structures.
+
+    ``parts`` lists ``(construction, n_groups, gain, bias)``; ``construction`` may also be the
+    string ``"dropped"`` (``n_groups`` features with no hidden unit, output ``ReLU(bias)``) or
+    ``"dedicated"`` (``n_groups`` features with one hidden unit each, ``W_ii = gain``).
+    """
+    blocks = []
+    for spec, count, gain, bias in parts:
+        count = check_int(count, "n_groups", low=0)
+        if spec == "dropped":
+            blocks.append((np.zeros((0, count)), np.zeros((count, 0)), np.full(count, float(bias))))
+            continue
+        if spec == "dedicated":
+            eye = np.eye(count)
+            blocks.append((eye, gain * eye, np.full(count, float(bias))))
+            continue
+        if not isinstance(spec, Construction):
+            raise ValueError(f"construction must be a Construction, 'dropped' or 'dedicated', got {spec!r}")
+        v = spec.vertices
+        for _ in range(count):
+            blocks.append((v, gain * v.T, np.full(spec.k, float(bias))))
+    m = sum(bl[0].shape[0] for bl in blocks)
+    n = sum(bl[0].shape[1] for bl in blocks)
+    w_in, w_out, b = np.zeros((m, n)), np.zeros((n, m)), np.zeros(n)
+    row = col = 0
+    for wi, wo, bi in blocks:
+        dm, dn = wi.shape
+        w_in[row:row + dm, col:col + dn] = wi
+        w_out[col:col + dn, row:row + dm] = wo
+        b[col:col + dn] = bi
+        row += dm
+        col += dn
+    return w_in, w_out, b
+
+
+def model_loss_monte_carlo(w_in: np.ndarray, w_out: np.ndarray, b: np.ndarray, p: float, *,
+                           n_samples: int, seed: int, batch: int = 4096) -> tuple[float, float]:
+    """Monte Carlo estimate of ``(1/n) E|ReLU(W_out W_in x + b) - x|^2`` and its standard error.
+
+    ``x_i = B_i U_i`` as in THEORY §1; the standard error is that of the mean over independent
+    samples of the per-sample loss.
+    """
+    p = float(check_probability(p))
+    n_samples = check_int(n_samples, "n_samples", low=2)
+    rng = np.random.default_rng(check_seed(seed))
+    n = w_in.shape[1]
+    total = total_sq = 0.0
+    done = 0
+    while done < n_samples:
+        size = min(batch, n_samples - done)
+        x = (rng.random((size, n)) < p) * rng.random((size, n))
+        y = np.maximum((x @ w_in.T) @ w_out.T + b, 0.0)
+        per_sample = np.mean((y - x) ** 2, axis=1)
+        total += per_sample.sum()
+        total_sq += (per_sample**2).sum()
+        done += size
+    mean = total / n_samples
+    var = max(total_sq / n_samples - mean**2, 0.0) * n_samples / (n_samples - 1)
+    return mean, math.sqrt(var / n_samples)
