@@ -1,0 +1,125 @@
+"""Phase map of competing structures (rugtheory.phase_map) against independent routes.
+
+Routes: the symmetric optimum L* (rugtheory.optimum), each construction's own exact loss, a
+brute-force minimum over explicit two-ingredient mixtures, the Monte Carlo loss of the winning
+mixture built as explicit n-dimensional weights, and a 4x finer rug grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rugtheory.phase_map as pm
+from rugtheory import linear_loss, optimal_symmetric_loss
+from rugtheory.structures import (
+    antipodal_pairs,
+    dropped_loss,
+    mixture_weights,
+    model_loss_monte_carlo,
+    optimal_structure_loss,
+    regular_polygon,
+    regular_simplex,
+    standard_constructions,
+)
+
+K_SE = 4.0  # Monte Carlo agreement in standard errors (see tests/test_structures.py)
+P = np.geomspace(1e-4, 0.8, 6)
+R = np.linspace(0.05, 1.0, 12)
+
+
+@pytest.fixture(scope="module")
+def small_map() -> pm.PhaseMap:
+    return pm.phase_map(P, R)
+
+
+def test_map_never_above_any_candidate(small_map: pm.PhaseMap) -> None:
+    lstar = optimal_symmetric_loss(P[:, None], R[None, :]).loss
+    # the map is a minimum over a set containing L*, each construction curve and the linear baseline
+    slack = 1 + 1e-9
+    assert np.all(small_map.loss <= lstar * slack)
+    assert np.all(small_map.loss <= linear_loss(P[:, None], R[None, :]) * slack + 1e-300)
+    for con in standard_constructions():
+        assert np.all(small_map.loss <= pm.construction_curve(con, P[:, None], R[None, :]) * slack)
+    assert np.all(small_map.ratio <= 1 + 1e-9)
+    sym = small_map.winner_names() == "symmetric"
+    np.testing.assert_allclose(small_map.ratio[sym], 1.0)
+
+
+def test_envelope_equals_brute_force_over_pairs_of_ingredients() -> None:
+    # Brute force: every pair (A, B) of ingredients with r_A <= r <= r_B, mixed linearly.
+    p = 0.03
+    rug_r = pm.RUG_RATIO_GRID[pm.RUG_RATIO_GRID < 1]
+    pts = [(0.0, float(dropped_loss(p))), (1.0, 0.0)]
+    pts += [(c.ratio, float(optimal_structure_loss(c, p).loss)) for c in standard_constructions()]
+    pts += list(zip(rug_r, optimal_symmetric_loss(p, rug_r).loss))
+    rr = np.array([q[0] for q in pts])
+    ll = np.array([q[1] for q in pts])
+    for r in (0.07, 0.33, 0.45, 0.5, 0.61, 0.93):
+        lo, hi = rr <= r, rr >= r
+        ra, la = rr[lo][:, None], ll[lo][:, None]
+        rb, lb = rr[hi][None, :], ll[hi][None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(rb > ra, (rb - r) / (rb - ra), 1.0)
+        brute = min(np.min(f * la + (1 - f) * lb), float(optimal_symmetric_loss(p, r).loss))
+        assert pm.expected_structure(p, r).loss == pytest.approx(brute, rel=1e-12)
+
+
+def test_composition_is_consistent_and_matches_monte_carlo() -> None:
+    # Dense data: 1/4 of the features dropped, 3/4 in pentagons (see the phase map).
+    p, r = 0.2, 0.3
+    e = pm.expected_structure(p, r)
+    assert e.winner == "dropped + polygon5"
+    fr = np.array([c.fraction for c in e.components])
+    assert fr.sum() == pytest.approx(1.0, abs=1e-12)
+    assert sum(c.fraction * c.ratio for c in e.components) == pytest.approx(r, abs=1e-12)
+    assert sum(c.fraction * c.loss for c in e.components) == pytest.approx(e.loss, rel=1e-12)
+    assert e.ratio_to_symmetric < 0.8
+    drop, pent = e.components
+    # n = 200: 50 dropped + 30 pentagons (150 features in 60 hidden units), m/n = 60/200 = 0.3
+    w = mixture_weights([("dropped", 50, 0.0, drop.bias), (regular_polygon(5), 30, pent.gain, pent.bias)])
+    assert w[0].shape == (60, 200)
+    mean, se = model_loss_monte_carlo(*w, p, n_samples=4000, seed=7)
+    assert abs(mean - e.loss) < K_SE * se
+
+
+def test_theory_section10_example() -> None:
+    e = pm.expected_structure(0.01, 0.5)
+    assert e.winner == "pairs"
+    assert e.loss == pytest.approx(0.01**2 / 6, rel=1e-3)
+    assert round(e.symmetric_loss / e.loss, 1) == 5.6
+    assert pm.expected_structure(1e-3, 0.1).winner == "symmetric"
+
+
+def test_rug_grid_is_fine_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    coarse = pm.phase_map(P[[1, 3]], np.array([0.02, 0.37, 0.45, 0.7]))
+    fine_grid = np.unique(np.concatenate([pm.RUG_RATIO_GRID, np.linspace(1e-4, 1, 1000)]))
+    monkeypatch.setattr(pm, "RUG_RATIO_GRID", fine_grid)
+    fine = pm.phase_map(P[[1, 3]], np.array([0.02, 0.37, 0.45, 0.7]))
+    # the chord between rug samples over-estimates by O(dr^2): 1e-4 relative is the documented bound
+    np.testing.assert_allclose(coarse.loss, fine.loss, rtol=1e-4)
+    assert np.all(coarse.loss >= fine.loss * (1 - 1e-12))
+
+
+def test_construction_curve_hits_pure_point_and_baselines() -> None:
+    p = np.array([1e-3, 0.1])
+    for con in (antipodal_pairs(), regular_simplex(4), regular_polygon(6)):
+        pure = optimal_structure_loss(con, p).loss
+        np.testing.assert_allclose(pm.construction_curve(con, p, con.ratio), pure, rtol=1e-14)
+        np.testing.assert_allclose(pm.construction_curve(con, p, 1.0), 0.0, atol=1e-18)
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError, match=r"r must be in \(0, 1\]"):
+        pm.phase_map([0.1], [0.0])
+    with pytest.raises(ValueError, match=r"r must be in \(0, 1\]"):
+        pm.expected_structure(0.1, 1.5)
+    with pytest.raises(ValueError, match=r"p must be in \(0, 1\]"):
+        pm.expected_structure(-0.1, 0.5)
+    with pytest.raises(ValueError, match="scalar"):
+        pm.expected_structure([0.1, 0.2], 0.5)
+    with pytest.raises(ValueError, match=r"r must be one of the ratios the simplex family reaches \(0.5, 0.6667"):
+        pm.construction_for_ratio("simplex", 0.7)
+    with pytest.raises(ValueError, match="family must be one of"):
+        pm.construction_for_ratio("cube", 0.5)
+    assert pm.construction_for_ratio("polygon", 0.4).name == "polygon5"
