@@ -6,12 +6,16 @@ For a :class:`validation.train.TrainedModel` at ``(n, m, p)`` with ``r = m/n``:
 - the symmetry statistics of THEORY §2 from ``rugtheory.weights.weight_statistics`` (prefixed
   ``sym_``) and ``predicted`` = ``rugtheory.weights.predicted_loss_from_weights(W, b, p)``, the
   symmetric large-N loss averaged over the model's own rows;
+- ``exact_finite_n``: the exact expected loss of the same weights at finite n, no Gaussian step
+  (THEORY §7, ``rugtheory.finite_n.exact_loss_from_weights``): it must match ``measured`` within
+  its standard error, and ``exact_finite_n − predicted`` is the non-Gaussian finite-n effect;
 - ``lstar`` = L*(p, r) with ``a_star, b_star, sigma_star`` (``rugtheory.optimum``), and the baselines
   ``linear_loss = (1 − r) v`` and ``zero_loss = p/3``;
 - ``rug_loss ± rug_se``: the Persian rug at the same ``(n, m)`` (Hadamard rows when ``n`` is a power
   of two, the real Fourier frame otherwise) with the theory scalars, by streamed Monte Carlo
   (``rugtheory.rug_simulation``);
-- relative errors ``rel_err_X = (X − measured) / measured`` for X in predicted, lstar, rug, and
+- relative errors ``rel_err_X = (X − measured) / measured`` for X in predicted, exact_finite_n, lstar,
+  rug, and
   ``gap_se_X``: that error in units of the standard error of the difference.
 
 A part whose module is missing, or that fails, is recorded as ``<part>_status = "not computed: ..."``
@@ -85,6 +89,17 @@ def evaluate_weights(
         out["predicted"] = math.nan
         out["weights_status"] = f"not computed: {exc}"
 
+    try:
+        from rugtheory.finite_n import exact_loss_from_weights
+
+        # tol is absolute per row; losses here are >= 1e-5, so 1e-8 is far below the held-out SE.
+        exact = exact_loss_from_weights(W, b, p, tol=1e-8)
+        out.update(exact_finite_n=float(exact.loss), exact_finite_n_error=float(exact.error))
+        out["exact_status"] = "ok"
+    except ImportError as exc:
+        out.update(exact_finite_n=math.nan, exact_finite_n_error=math.nan)
+        out["exact_status"] = f"not computed: {exc}"
+
     out["rug_loss"] = out["rug_se"] = math.nan
     if rug == "none":
         out["rug_status"] = "not computed: rug='none'"
@@ -103,7 +118,8 @@ def evaluate_weights(
         except ImportError as exc:
             out["rug_status"] = f"not computed: {exc}"
 
-    for key, se in (("predicted", 0.0), ("lstar", 0.0), ("rug", out["rug_se"])):
+    for key, se in (("predicted", 0.0), ("exact_finite_n", out["exact_finite_n_error"]), ("lstar", 0.0),
+                    ("rug", out["rug_se"])):
         value = out["rug_loss"] if key == "rug" else out[key]
         if math.isfinite(measured) and measured > 0 and math.isfinite(value):
             out[f"rel_err_{key}"] = (value - measured) / measured

@@ -28,6 +28,7 @@ __all__ = [
 #: Heatmap quantities: row key -> title (``sym_*``: rugtheory.weights.WeightStatistics.summary()).
 HEATMAP_KEYS: dict[str, str] = {
     "rel_err_predicted": "(from weights − measured) / measured",
+    "rel_err_exact_finite_n": "(exact finite-n − measured) / measured",
     "rel_err_lstar": "(L* − measured) / measured",
     "rel_err_rug": "(rug − measured) / measured",
     "diag_mean": "mean of diag(W) = mean a_i",
@@ -189,7 +190,8 @@ def predicted_vs_measured_figure(rows: Sequence[dict[str, Any]], out_dir: str | 
     ok = _ok(rows)
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     meas = np.array([r["heldout_loss"] for r in ok])
-    for key, marker, label in (("predicted", "o", "from own weights"), ("lstar", "s", "L*(p, r)"),
+    for key, marker, label in (("exact_finite_n", "D", "exact finite-n, own weights"),
+                               ("predicted", "o", "Gaussian, own weights"), ("lstar", "s", "L*(p, r)"),
                                ("rug_loss", "x", "rug")):
         vals = np.array([float(r.get(key, math.nan)) for r in ok])
         good = np.isfinite(vals)
@@ -218,17 +220,18 @@ def _fmt(v: Any, spec: str = ".3e") -> str:
 
 def predicted_vs_measured_table(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown table: every run with measured ± SE, each prediction and its relative error."""
-    head = ("| n | m | r | p | seed | steps | conv. | measured ± SE | from weights (rel.) | L* (rel.) | rug ± SE (rel.) "
-            "| linear |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    head = ("| n | m | r | p | seed | steps | conv. | measured ± SE | exact finite-n (rel.) | Gaussian from weights (rel.) "
+            "| L* (rel.) | rug ± SE (rel.) | linear |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in sorted(rows, key=lambda x: (x["n"], x["r"], x["p"], x["seed"])):
         if r.get("status") != "ok":
             lines.append(f"| {r['n']} | {r['m']} | {r['r']:.3g} | {r['p']:.3g} | {r['seed']} | {r['steps_run']} | "
-                         f"— | {r['status']} | | | | |")
+                         f"— | {r['status']} | | | | | |")
             continue
         lines.append(
             f"| {r['n']} | {r['m']} | {r['r']:.3g} | {r['p']:.3g} | {r['seed']} | {r['steps_run']} | "
             f"{'yes' if r['converged'] else 'no'} | {_fmt(r['heldout_loss'])} ± {_fmt(r['heldout_se'], '.1e')} | "
+            f"{_fmt(r.get('exact_finite_n'))} ({_fmt(r.get('rel_err_exact_finite_n'), '+.2%')}) | "
             f"{_fmt(r.get('predicted'))} ({_fmt(r.get('rel_err_predicted'), '+.1%')}) | "
             f"{_fmt(r.get('lstar'))} ({_fmt(r.get('rel_err_lstar'), '+.1%')}) | "
             f"{_fmt(r.get('rug_loss'))} ± {_fmt(r.get('rug_se'), '.1e')} ({_fmt(r.get('rel_err_rug'), '+.1%')}) | "
@@ -239,8 +242,8 @@ def predicted_vs_measured_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def summary_table(rows: Sequence[dict[str, Any]]) -> str:
     """Per n: models, converged, non-finite, and the median |relative error| of each prediction."""
-    head = ("| n | models | converged | non-finite | median rel. err. from weights | median rel. err. L* "
-            "| median rel. err. rug | measured < L* |\n|---|---|---|---|---|---|---|---|\n")
+    head = ("| n | models | converged | non-finite | median rel. err. exact finite-n | median rel. err. Gaussian from "
+            "weights | median rel. err. L* | median rel. err. rug | measured < L* |\n|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for n in sorted({r["n"] for r in rows}):
         g = [r for r in rows if r["n"] == n]
@@ -253,7 +256,8 @@ def summary_table(rows: Sequence[dict[str, Any]]) -> str:
 
         below = sum(1 for r in ok if r["heldout_loss"] < r.get("lstar", math.nan))
         lines.append(f"| {n} | {len(g)} | {sum(1 for r in g if r.get('converged'))} | "
-                     f"{sum(1 for r in g if r.get('status') == 'nonfinite')} | {med('rel_err_predicted')} | "
+                     f"{sum(1 for r in g if r.get('status') == 'nonfinite')} | {med('rel_err_exact_finite_n')} | "
+                     f"{med('rel_err_predicted')} | "
                      f"{med('rel_err_lstar')} | {med('rel_err_rug')} | {below}/{len(ok)} |")
     return head + "\n".join(lines) + "\n"
 
@@ -266,8 +270,7 @@ def write_section(rows: Sequence[dict[str, Any]], out_dir: str | Path, *, title:
     parts = [f"## {title}\n", intro.strip() + "\n" if intro else ""]
     if not rows:
         return "".join(parts) + "\nNo finished runs.\n"
-    notes = {r.get("weights_status") for r in rows if r.get("status") == "ok"} | {
-        r.get("rug_status") for r in rows if r.get("status") == "ok"}
+    notes = {r.get(k) for r in rows if r.get("status") == "ok" for k in ("weights_status", "exact_status", "rug_status")}
     missing = sorted(s for s in notes if isinstance(s, str) and s.startswith("not computed"))
     if missing:
         parts.append("\nColumns not computed: " + "; ".join(s.removeprefix("not computed: ") for s in missing) + ".\n")
