@@ -21,6 +21,7 @@ __all__ = ["ReportContext", "SECTIONS", "write_report"]
 SECTIONS: list[str] = [
     "rugtheory.report_theory:section",
     "rugtheory.report_validation:section",
+    "rugtheory.report_phase_map:section",
 ]
 
 

@@ -1,0 +1,68 @@
+"""Benchmark: the phase map of competing structures on a 40x40 (p, r) grid (target < 30 s).
+
+Prints the wall time of each stage from cold caches, and the accuracy of the envelope against a
+4x finer grid of rug ratios.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def _clear_caches() -> None:
+    from rugtheory import structures
+
+    structures._optimize_cached.cache_clear()
+    structures._corners.cache_clear()
+
+
+def main() -> None:
+    import rugtheory.phase_map as pm
+    from rugtheory.optimum import optimal_symmetric_loss
+    from rugtheory.structures import optimal_structure_loss, standard_constructions
+
+    p = np.geomspace(1e-4, 0.9, 40)
+    r = np.linspace(0.025, 1.0, 40)
+    rows = []
+    _clear_caches()
+    t0 = time.perf_counter()
+    for con in standard_constructions():
+        t = time.perf_counter()
+        optimal_structure_loss(con, p)
+        rows.append((f"optimise g, b: {con.name} (40 p)", time.perf_counter() - t))
+    t_struct = time.perf_counter() - t0
+    t = time.perf_counter()
+    optimal_symmetric_loss(p[:, None], pm.RUG_RATIO_GRID[None, :])
+    rows.append((f"L* on 40 x {pm.RUG_RATIO_GRID.size} rug ratios", time.perf_counter() - t))
+
+    _clear_caches()
+    t = time.perf_counter()
+    m = pm.phase_map(p, r)
+    total = time.perf_counter() - t
+    rows.append(("phase_map 40 x 40, cold caches (total)", total))
+
+    coarse_sub = m.loss[::8, ::8]
+    fine_grid = np.unique(np.concatenate([pm.RUG_RATIO_GRID, np.linspace(1e-4, 1, 1000)]))
+    saved = pm.RUG_RATIO_GRID
+    pm.RUG_RATIO_GRID = fine_grid
+    try:
+        fine = pm.phase_map(p[::8], r[::8]).loss
+    finally:
+        pm.RUG_RATIO_GRID = saved
+    err = float(np.max(np.abs(coarse_sub / fine - 1)))
+
+    print(f"{'stage':<48} {'seconds':>8}")
+    for name, sec in rows:
+        print(f"{name:<48} {sec:8.2f}")
+    print(f"{'(sum of structure optimisations)':<48} {t_struct:8.2f}")
+    print(f"target: 40x40 map < 30 s -> {'PASS' if total < 30 else 'FAIL'} ({total:.1f} s)")
+    print(f"envelope vs 4x finer rug grid, max relative difference on 5x5 subgrid: {err:.2e}")
+    counts = {lab: int(np.sum(m.winner == i)) for i, lab in enumerate(m.labels)}
+    print("winners (grid points):", ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
+    print(f"min ratio best/L*: {float(m.ratio.min()):.3f}")
+
+
+if __name__ == "__main__":
+    main()
