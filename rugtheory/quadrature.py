@@ -13,7 +13,7 @@ from scipy import integrate, optimize, special
 
 __all__ = ["symmetric_loss_quad", "optimal_symmetric_loss_quad"]
 
-_QUAD = dict(epsabs=0.0, epsrel=1e-13, limit=200)
+_QUAD = dict(epsabs=0.0, epsrel=1e-11, limit=200)
 
 
 def _pdf(t):

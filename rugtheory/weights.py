@@ -162,7 +162,7 @@ def weight_statistics(
     p : float
         Feature probability in (0, 1].
     sampled_rows : int or sequence of int
-        Rows whose :math:`\nu_i` is sampled for the KS test (an int k picks k rows evenly spaced).
+        Rows whose :math:`\nu_i` is sampled for the KS test (an int k picks min(k, n) rows evenly spaced).
     n_samples : int
         Samples of ν per sampled row.
     seed : int
@@ -172,6 +172,7 @@ def weight_statistics(
     n = W.shape[0]
     b = _check_bias(b, n)
     p = float(check_probability(p))
+    seed = check_seed(seed)
     from scipy import stats
 
     mom = data_moments(p)
@@ -192,7 +193,7 @@ def weight_statistics(
     c = b + mu
     row_loss = symmetric_loss(a, c, sigma, p)
     if isinstance(sampled_rows, (int, np.integer)):
-        k = check_int(int(sampled_rows), "sampled_rows", low=0, high=n)
+        k = min(check_int(int(sampled_rows), "sampled_rows", low=0), n)
         rows = np.unique(np.linspace(0, n - 1, k).round().astype(np.int64)) if k else np.zeros(0, np.int64)
     else:
         rows = np.asarray(sampled_rows, dtype=np.int64)
