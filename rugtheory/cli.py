@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "predict": "rugtheory.cli_predict",
     "report": "rugtheory.cli_report",
     "validate": "rugtheory.cli_validate",
+    "rug": "rugtheory.cli_rug",
 }
 
 
