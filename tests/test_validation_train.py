@@ -18,6 +18,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from validation.train import (  # noqa: E402
     TrainConfig,
+    _DataStream,
     _Batch,
     _loss_and_grads,
     _adam_step,
@@ -69,6 +70,27 @@ def test_sample_data_moments(p, seed):
         sample = x**k
         se = sample.std() / math.sqrt(sample.size)
         assert abs(sample.mean() - exact) <= 6 * se + 1e-12
+
+
+@given(p=st.floats(min_value=1e-3, max_value=1.0), seed=st.integers(0, 2**31))
+def test_data_stream_law(p, seed):
+    """Both samplers (geometric gaps for p <= SPARSE_P, one uniform per entry above) give the law of
+    THEORY §1: E x = p/2, E x^2 = p/3, active fraction p, and per-row counts with the binomial
+    variance n p (1 - p) (independent entries). 6 standard errors each; the SE of the sample variance
+    comes from the binomial fourth central moment."""
+    rows, n = 4000, 64
+    x = _DataStream([seed], [p], "train", torch.device("cpu"), torch.float64).draw(rows, n)[0].numpy()
+    assert x.min() >= 0 and x.max() < 1
+    for k, exact in ((1, p / 2), (2, p / 3)):
+        sample = x**k
+        assert abs(sample.mean() - exact) <= 6 * sample.std() / math.sqrt(sample.size) + 1e-12
+    active = (x > 0).sum(axis=1)
+    assert abs(active.mean() - n * p) <= 6 * math.sqrt(n * p * (1 - p) / rows) + 1e-9
+    if 0 < p < 1:
+        var = n * p * (1 - p)
+        mu4 = var * (1 + 3 * (n - 2) * p * (1 - p))  # binomial fourth central moment
+        se_var = math.sqrt((mu4 - var**2 * (rows - 3) / (rows - 1)) / rows)  # SE of a sample variance
+        assert abs(active.var(ddof=1) - var) <= 6 * se_var
 
 
 def test_manual_gradients_match_autograd():

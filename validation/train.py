@@ -21,11 +21,11 @@ AdamW, lr ``1e-3``, weight decay 0.01, eps 1e-8 (torch defaults).
 
 Randomness. Every config draws from its own generators, seeded from ``(seed, stream)`` only (never
 from its place in the batch), so a model trained alone or inside any batch sees the same
-initialisation, the same training samples, the same confirmation set and the same held-out set.
-Data: one uniform ``u`` per entry, ``x = 1[u < p] · u/p``; given ``u < p``, ``u/p`` is
-Uniform[0, 1), so ``x = Bernoulli(p) · Uniform[0, 1)`` exactly (THEORY §1) with one random number
-per entry. Configs that share a seed share ``u`` (common random numbers across a grid of (r, p));
-it is drawn once per step per distinct seed.
+initialisation, the same training samples, the same confirmation set and the same held-out set
+(on a given device type: CPU and CUDA generators differ). Data, exactly x = Bernoulli(p)·U[0,1)
+(THEORY §1): for ``p <= SPARSE_P`` the active entries are placed by geometric gaps and get fresh
+uniforms (about p·B·n random numbers); otherwise one uniform ``u`` per entry gives
+``x = 1[u < p] · u/p`` (given ``u < p``, ``u/p`` is Uniform[0, 1)).
 
 Convergence rule (documented, per model). Every ``check_every`` steps, from ``min_steps`` on:
 
@@ -243,24 +243,59 @@ def sample_data(u: torch.Tensor, p: torch.Tensor | float) -> torch.Tensor:
     return neg.neg_()
 
 
-class _Uniforms:
-    """One generator per distinct seed for one stream; draws ``(rows, n)`` uniforms per seed."""
-
-    def __init__(self, seeds: Sequence[int], stream: str, device: torch.device, dtype: torch.dtype):
-        self.device, self.dtype, self.stream = device, dtype, stream
-        self.gens = {s: _generator(s, stream, device) for s in sorted(set(seeds))}
-
-    def reset(self) -> None:
-        for s, g in self.gens.items():
-            g.manual_seed(stream_seed(s, self.stream))
-
-    def draw(self, rows: int, n: int) -> dict[int, torch.Tensor]:
-        return {s: torch.rand(rows, n, generator=g, device=self.device, dtype=self.dtype) for s, g in self.gens.items()}
+#: At or below this p, samples are drawn sparsely (geometric gaps between active entries: O(p B n)
+#: random numbers instead of B n); above it, one uniform per entry.
+SPARSE_P = 0.1
 
 
-def _stack_x(u_by_seed: dict[int, torch.Tensor], seeds: Sequence[int], p: torch.Tensor) -> torch.Tensor:
-    u = torch.stack([u_by_seed[s] for s in seeds])
-    return sample_data(u, p)
+def _sparse_fill(out: torch.Tensor, p: float, g: torch.Generator) -> None:
+    """Fill ``out`` with x = Bernoulli(p)·U[0,1) using geometric gaps between active entries.
+
+    In the flattened array the active positions of i.i.d. Bernoulli(p) entries are the partial sums
+    of i.i.d. Geometric(p) gaps, ``gap = 1 + floor(log(u) / log(1 − p))``; each active entry then
+    gets a fresh Uniform[0, 1) value. Exactly the law of THEORY §1, with about ``p·B·n`` draws.
+    """
+    flat = out.view(-1)
+    flat.zero_()
+    total = flat.numel()
+    log_q = math.log1p(-p)
+    k = int(p * total + 6 * math.sqrt(p * (1 - p) * total) + 16)
+    start = 0
+    while True:
+        u = torch.rand(k, generator=g, device=out.device, dtype=torch.float64).clamp_min_(1e-300)
+        pos = torch.cumsum(torch.floor(torch.log(u) / log_q).to(torch.int64) + 1, 0).add_(start - 1)
+        count = int(torch.searchsorted(pos, total))
+        flat[pos[:count]] = torch.rand(count, generator=g, device=out.device, dtype=out.dtype)
+        if count < k:
+            return
+        start = int(pos[-1]) + 1
+
+
+class _DataStream:
+    """One generator per instance for one stream; :meth:`draw` returns x of shape (I, rows, n).
+
+    Each instance consumes its own generator only, so its samples do not depend on the batch.
+    """
+
+    def __init__(self, seeds: Sequence[int], ps: Sequence[float], stream: str, device: torch.device,
+                 dtype: torch.dtype):
+        self.device, self.dtype = device, dtype
+        self.ps = [float(p) for p in ps]
+        self.gens = [_generator(s, stream, device) for s in seeds]
+
+    def keep(self, positions: Sequence[int]) -> None:
+        self.ps = [self.ps[k] for k in positions]
+        self.gens = [self.gens[k] for k in positions]
+
+    def draw(self, rows: int, n: int) -> torch.Tensor:
+        x = torch.empty(len(self.gens), rows, n, device=self.device, dtype=self.dtype)
+        for k, (p, g) in enumerate(zip(self.ps, self.gens)):
+            if p <= SPARSE_P:
+                _sparse_fill(x[k], p, g)
+            else:
+                torch.rand(rows, n, generator=g, device=self.device, dtype=self.dtype, out=x[k])
+                x[k] = sample_data(x[k], p)
+        return x
 
 
 @torch.no_grad()
@@ -270,13 +305,13 @@ def _loss_on(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard error of the per-sample loss over ``samples`` fresh samples, per instance."""
     n = w_in.shape[-1]
-    uni = _Uniforms(seeds, stream, w_in.device, w_in.dtype)
+    data = _DataStream(seeds, p.view(-1).tolist(), stream, w_in.device, w_in.dtype)
     total = torch.zeros(len(seeds), dtype=torch.float64, device=w_in.device)
     total_sq = torch.zeros_like(total)
     done = 0
     while done < samples:
         rows = min(chunk, samples - done)
-        x = _stack_x(uni.draw(rows, n), seeds, p)
+        x = data.draw(rows, n)
         y = torch.relu(torch.baddbmm(b.unsqueeze(1), torch.bmm(x, w_in.transpose(1, 2)), w_out.transpose(1, 2)))
         per_sample = (y - x).pow(2).mean(dim=2).to(torch.float64)  # (I, rows)
         total += per_sample.sum(dim=1)
@@ -435,7 +470,7 @@ def train_models(
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
     n = cfg.n
     st = _Batch(configs, list(range(len(configs))), dev, dtype)
-    train_u = _Uniforms(st.seeds, "train", dev, dtype)
+    train_data = _DataStream(st.seeds, [configs[i].p for i in st.idx], "train", dev, dtype)
     results: dict[int, TrainedModel] = {}
     history: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
     confirm: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
@@ -484,16 +519,13 @@ def train_models(
             if on_result is not None:
                 on_result(i, results[i])
         st.keep(keep_positions)
-        if st.idx:
-            # Generators of seeds no longer present are simply unused; keep the same objects so
-            # that the remaining seeds continue their streams unchanged.
-            train_u.gens = {s: g for s, g in train_u.gens.items() if s in set(st.seeds)}
+        train_data.keep(keep_positions)
 
     step = 0
     beta = cfg.ema_beta
     while st.idx and step < cfg.steps:
         step += 1
-        x = _stack_x(train_u.draw(cfg.batch, n), st.seeds, st.p)
+        x = train_data.draw(cfg.batch, n)
         loss, grads = _loss_and_grads(st.w_in, st.w_out, st.b, x)
         loss64 = loss.detach().to(torch.float64)
         finite = torch.isfinite(loss64)
