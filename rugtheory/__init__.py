@@ -12,6 +12,7 @@ from rugtheory.optimum import (
     optimal_symmetric_loss,
     zero_loss,
 )
+from rugtheory.phase_map import ExpectedStructure, PhaseMap, expected_structure, phase_map
 from rugtheory.symmetric import (
     DataMoments,
     data_moments,
@@ -54,4 +55,5 @@ __all__ = [
     "symmetric_loss",
     "weight_statistics",
     "zero_loss",
+    "ExpectedStructure", "PhaseMap", "expected_structure", "phase_map",
 ]
