@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "report": "rugtheory.cli_report",
     "validate": "rugtheory.cli_validate",
     "rug": "rugtheory.cli_rug",
+    "tables": "rugtheory.cli_tables",
 }
 
 
