@@ -508,6 +508,9 @@ class DecoderTable:
 def decoder_table(p: float | np.ndarray, r: float | np.ndarray) -> DecoderTable:
     """Every decoder's optimal loss on the channel at (p, r), broadcast together.
 
+    ``relu`` is :func:`rugtheory.optimal_symmetric_loss` (L*, THEORY §4); ``topk_large_n`` equals
+    ``jumprelu_shift`` (see :func:`topk_large_n_optimum`); the ``*_t`` fields are θ*/s.
+
     Examples
     --------
     >>> import numpy as np
@@ -515,14 +518,21 @@ def decoder_table(p: float | np.ndarray, r: float | np.ndarray) -> DecoderTable:
     >>> bool(tab.mmse[0] <= tab.jumprelu_shift[0] <= tab.jumprelu_gain[0])
     True
     """
+    from rugtheory.optimum import optimal_symmetric_loss  # the foundation's L* (THEORY §4)
+
     p, r = np.broadcast_arrays(check_probability(p), check_ratio(r))
-    relu = relu_decoder_optimum(p, r)
+    # The ReLU column is the foundation's L*; relu_decoder_optimum computes the same number by an
+    # independent route (tests/test_decoders.py holds them to 1e-11; measured 6e-15).
+    relu = optimal_symmetric_loss(p, r)
+    s = channel_scale(p, r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relu_t = np.where(s > 0, relu.theta / np.where(s > 0, s, 1.0), 0.0)
     jg = jumprelu_decoder_optimum(p, r, shift=False)
     js = jumprelu_decoder_optimum(p, r, shift=True)
     return DecoderTable(
         p=p,
         r=r,
-        s=channel_scale(p, r),
+        s=s,
         zero=zero_decoder_loss(p),
         linear=linear_decoder_loss(p, r),
         linear_gain_only=linear_gain_only_loss(p, r),
@@ -531,7 +541,7 @@ def decoder_table(p: float | np.ndarray, r: float | np.ndarray) -> DecoderTable:
         jumprelu_shift=js.loss,
         topk_large_n=js.loss,
         mmse=mmse_decoder_loss(p, r),
-        relu_t=relu.t,
+        relu_t=relu_t,
         jumprelu_gain_t=jg.t,
         jumprelu_shift_t=js.t,
     )
