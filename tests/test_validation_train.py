@@ -152,7 +152,10 @@ def test_padded_batch_equals_models_trained_alone(dtype, tol):
         _cfg(m=20, seed=2, p=0.05, dtype=dtype, steps=300, check_every=100, window=100),
         _cfg(m=9, seed=1, p=0.6, dtype=dtype, steps=300, check_every=100, window=100, lr=0.01),
     ]
-    together = train_models(configs, device="cpu")
+    together = train_models(configs, device="cpu", max_padding=1.0)  # one bucket: m = 3 and 9 padded to 20
+    bucketed = train_models(configs, device="cpu")  # default: width buckets
+    for got, other in zip(together, bucketed):
+        np.testing.assert_allclose(got.W_in, other.W_in, atol=tol, rtol=0)
     for cfg, got in zip(configs, together):
         (alone,) = train_models([cfg], device="cpu")
         assert got.W_in.shape == (cfg.m, cfg.n) and got.W_out.shape == (cfg.n, cfg.m)

@@ -429,12 +429,33 @@ def _group_key(c: TrainConfig) -> tuple[Any, ...]:
             c.confirm_samples, c.stop_on_convergence, c.eval_samples, c.dtype)
 
 
+def _buckets(configs: Sequence[TrainConfig], max_padding: float) -> list[list[int]]:
+    """Group instances by hidden width: sorted by m (descending), a bucket takes models while its
+    widest padding wastes at most ``max_padding`` of the bucket's width (widths <= 16 always share)."""
+    order = sorted(range(len(configs)), key=lambda i: (-configs[i].m, i))
+    out: list[list[int]] = []
+    for i in order:
+        if out:
+            width = configs[out[-1][0]].m
+            if width <= 16 or configs[i].m >= (1 - max_padding) * width:
+                out[-1].append(i)
+                continue
+        out.append([i])
+    return [sorted(b) for b in out]
+
+
+def _eval_chunk(instances: int, n: int) -> int:
+    """Rows per evaluation chunk: at most 2^26 entries (256 MiB in float32) per data tensor."""
+    return max(256, min(8192, (1 << 26) // max(1, instances * n)))
+
+
 def train_models(
     configs: Sequence[TrainConfig],
     *,
     device: str | None = None,
     progress: bool = False,
     on_result: Callable[[int, TrainedModel], None] | None = None,
+    max_padding: float = 0.25,
 ) -> list[TrainedModel]:
     """Train every config as one batched tensor program; return the models in input order.
 
@@ -452,6 +473,10 @@ def train_models(
     on_result : callable, optional
         Called as ``on_result(index, model)`` the moment a model leaves the batch (converged,
         out of steps or non-finite), so that a sweep can store it before the others finish.
+    max_padding : float
+        Every step runs one batched product per *width bucket*: models sorted by ``m`` share a
+        bucket while zero-padding wastes at most this fraction of the bucket's width (``1.0``: a
+        single bucket, everything padded to the largest m). Results do not depend on it.
     """
     configs = list(configs)
     if not configs:
@@ -465,12 +490,14 @@ def train_models(
             "configs must share n and the training-loop fields (batch, optimizer, steps, eval_samples, dtype, "
             "convergence rule) to train as one batch; group them first (validation.sweep does)"
         )
+    if not (0 <= max_padding <= 1):
+        raise ValueError(f"max_padding must be in [0, 1], got {max_padding!r}")
     cfg = configs[0]
     dev = torch.device(device or default_device())
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
     n = cfg.n
-    st = _Batch(configs, list(range(len(configs))), dev, dtype)
-    train_data = _DataStream(st.seeds, [configs[i].p for i in st.idx], "train", dev, dtype)
+    states = [_Batch(configs, idx, dev, dtype) for idx in _buckets(configs, max_padding)]
+    streams = [_DataStream(st.seeds, [configs[i].p for i in st.idx], "train", dev, dtype) for st in states]
     results: dict[int, TrainedModel] = {}
     history: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
     confirm: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
@@ -484,8 +511,8 @@ def train_models(
 
         bar = tqdm(total=cfg.steps, desc=f"train n={n} ×{len(configs)}", unit="step", leave=False)
 
-    def finish(keep_positions: list[int], step: int, statuses: dict[int, str]) -> None:
-        """Record every active instance not kept, then shrink the batch."""
+    def finish(st: _Batch, data: _DataStream, keep_positions: list[int], step: int, statuses: dict[int, str]) -> None:
+        """Record every active instance of ``st`` not kept, then shrink the batch."""
         leaving = [k for k in range(len(st.idx)) if k not in keep_positions]
         if not leaving:
             return
@@ -493,7 +520,7 @@ def train_models(
         w_in, w_out, b = (t.index_select(0, sel) for t in st.params)
         p = st.p.index_select(0, sel)
         seeds = [st.seeds[k] for k in leaving]
-        mean, se = _loss_on(w_in, w_out, b, p, seeds, "eval", cfg.eval_samples, 8192)
+        mean, se = _loss_on(w_in, w_out, b, p, seeds, "eval", cfg.eval_samples, _eval_chunk(len(leaving), n))
         first_bad = st.first_bad.index_select(0, sel).cpu().tolist()
         for j, k in enumerate(leaving):
             i = st.idx[k]
@@ -519,48 +546,60 @@ def train_models(
             if on_result is not None:
                 on_result(i, results[i])
         st.keep(keep_positions)
-        train_data.keep(keep_positions)
+        data.keep(keep_positions)
+
+    def check(st: _Batch, data: _DataStream, step: int) -> None:
+        """The convergence rule and the non-finite exit at a check step (module docstring)."""
+        ema = (st.ema / (1 - beta**step)).cpu().tolist()
+        bad = (st.first_bad >= 0).cpu().tolist()
+        vmean, _ = _loss_on(st.w_in, st.w_out, st.b, st.p, st.seeds, "confirm", cfg.confirm_samples,
+                            _eval_chunk(len(st.idx), n))
+        vmean_list = vmean.cpu().tolist()
+        keep, statuses = [], {}
+        for k, i in enumerate(st.idx):
+            history[i].append((step, float(ema[k])))
+            confirm[i].append((step, float(vmean_list[k])))
+            if bad[k]:
+                statuses[k] = "nonfinite"
+                continue
+            if i not in conv_step and step >= cfg.min_steps and len(history[i]) > lag:
+                e_old, e_new = history[i][-1 - lag][1], history[i][-1][1]
+                v_old, v_new = confirm[i][-1 - lag][1], confirm[i][-1][1]
+                if (e_old - e_new) < cfg.rel_tol * e_new and (v_old - v_new) < cfg.rel_tol * v_new:
+                    conv_step[i] = step
+            if i in conv_step and cfg.stop_on_convergence:
+                continue
+            keep.append(k)
+        if step == cfg.steps:
+            keep = []
+        finish(st, data, keep, step, statuses)
 
     step = 0
     beta = cfg.ema_beta
-    while st.idx and step < cfg.steps:
+    while any(st.idx for st in states) and step < cfg.steps:
         step += 1
-        x = train_data.draw(cfg.batch, n)
-        loss, grads = _loss_and_grads(st.w_in, st.w_out, st.b, x)
-        loss64 = loss.detach().to(torch.float64)
-        finite = torch.isfinite(loss64)
-        st.first_bad = torch.where((st.first_bad < 0) & ~finite, torch.full_like(st.first_bad, step), st.first_bad)
-        st.ema.mul_(beta).add_(torch.where(finite, loss64, torch.zeros_like(loss64)), alpha=1 - beta)
-        _adam_step(st, grads, step, cfg)
+        for st, data in zip(states, streams):
+            if not st.idx:
+                continue
+            x = data.draw(cfg.batch, n)
+            loss, grads = _loss_and_grads(st.w_in, st.w_out, st.b, x)
+            loss64 = loss.detach().to(torch.float64)
+            finite = torch.isfinite(loss64)
+            st.first_bad = torch.where((st.first_bad < 0) & ~finite, torch.full_like(st.first_bad, step),
+                                       st.first_bad)
+            st.ema.mul_(beta).add_(torch.where(finite, loss64, torch.zeros_like(loss64)), alpha=1 - beta)
+            _adam_step(st, grads, step, cfg)
         if bar is not None:
             bar.update(1)
         if step % cfg.check_every == 0 or step == cfg.steps:
-            ema = (st.ema / (1 - beta**step)).cpu().tolist()
-            bad = (st.first_bad >= 0).cpu().tolist()
-            vmean, _ = _loss_on(st.w_in, st.w_out, st.b, st.p, st.seeds, "confirm", cfg.confirm_samples, 8192)
-            vmean_list = vmean.cpu().tolist()
-            keep, statuses = [], {}
-            for k, i in enumerate(st.idx):
-                history[i].append((step, float(ema[k])))
-                confirm[i].append((step, float(vmean_list[k])))
-                if bad[k]:
-                    statuses[k] = "nonfinite"
-                    continue
-                if i not in conv_step and step >= cfg.min_steps and len(history[i]) > lag:
-                    e_old, e_new = history[i][-1 - lag][1], history[i][-1][1]
-                    v_old, v_new = confirm[i][-1 - lag][1], confirm[i][-1][1]
-                    if (e_old - e_new) < cfg.rel_tol * e_new and (v_old - v_new) < cfg.rel_tol * v_new:
-                        conv_step[i] = step
-                if i in conv_step and cfg.stop_on_convergence:
-                    continue
-                keep.append(k)
-            if step == cfg.steps:
-                keep = []
-            finish(keep, step, statuses)
+            for st, data in zip(states, streams):
+                if st.idx:
+                    check(st, data, step)
             if bar is not None:
-                bar.set_postfix(active=len(st.idx))
-    if st.idx:  # steps == 0
-        finish([], step, {})
+                bar.set_postfix(active=sum(len(st.idx) for st in states))
+    for st, data in zip(states, streams):
+        if st.idx:  # steps == 0
+            finish(st, data, [], step, {})
     if bar is not None:
         bar.close()
     return [results[i] for i in range(len(configs))]
