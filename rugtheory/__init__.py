@@ -3,6 +3,7 @@
 Light on import: numpy and scipy only (no torch, sympy or matplotlib).
 """
 
+from rugtheory.decoders import DecoderTable, decoder_table
 from rugtheory.normal import mills_ratio, norm_cdf, norm_pdf, relu_gaussian_moments
 from rugtheory.optimum import (
     SymmetricOptimum,
@@ -55,5 +56,6 @@ __all__ = [
     "symmetric_loss",
     "weight_statistics",
     "zero_loss",
+    "DecoderTable", "decoder_table",
     "ExpectedStructure", "PhaseMap", "expected_structure", "phase_map",
 ]
