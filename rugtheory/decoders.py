@@ -256,14 +256,35 @@ def thresholded_loss_at(
     gain = np.ones(theta.shape)
     shift = np.zeros(theta.shape)
     pos = s > 0
-    if np.any(~pos):  # r = 1: y = x; the identity (θ <= 0) is exact, else what it clips is lost
-        th0 = np.clip(theta[~pos], 0.0, 1.0)
-        loss[~pos] = p[~pos] * th0**3 / 3.0
-        shift[~pos] = -theta[~pos] if decoder == "relu" else 0.0
+    if np.any(~pos):  # r = 1: y = x exactly; raw moments over {x > θ} are polynomials in θ
+        lo, g, sh = _noiseless(decoder, theta[~pos], p[~pos])
+        loss[~pos], gain[~pos], shift[~pos] = lo, g, sh
     if np.any(pos):
         lo, g, sh = _thresholded(decoder, theta[pos], p[pos], s[pos])
         loss[pos], gain[pos], shift[pos] = lo, g, sh
     return loss, gain, shift
+
+
+def _noiseless(decoder: str, theta: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thresholded decoders at s = 0 (r = 1, y = x), from the raw moments over {x > θ}:
+    ``E1 = (1−p)[θ<0] + p(1−c)``, ``E[x 1] = E[y 1] = p(1−c²)/2``, ``E[x y 1] = E[y² 1] = p(1−c³)/3``,
+    c = clip(θ, 0, 1). No cancellation matters here: every loss is O(p) or exactly 0."""
+    c = np.clip(theta, 0.0, 1.0)
+    E1 = (1.0 - p) * (theta < 0) + p * (1.0 - c)
+    Ey = p * (1.0 - c * c) / 2.0
+    Ey2 = p * (1.0 - c**3) / 3.0
+    e2 = p / 3.0
+    tiny = np.finfo(float).tiny
+    if decoder == "relu":
+        xg = Ey2 - theta * Ey
+        gg = np.maximum(Ey2 - 2.0 * theta * Ey + theta * theta * E1, tiny)
+        gain = xg / gg
+        return np.maximum(e2 - xg * xg / gg, 0.0), gain, -gain * theta
+    if decoder == "jumprelu_gain":
+        A = np.maximum(Ey2, tiny)
+        return np.maximum(e2 - Ey2 * Ey2 / A, 0.0), np.where(Ey2 > 0, Ey2 / A, 1.0), np.zeros_like(theta)
+    red, gain, shift = _solve2(Ey2, Ey, Ey2, Ey, E1)
+    return np.maximum(e2 - red, 0.0), gain, shift
 
 
 def _thresholded(decoder: str, theta: np.ndarray, p: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

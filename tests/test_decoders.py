@@ -210,3 +210,17 @@ def test_topk_on_rug_approaches_its_large_n_threshold_equivalent() -> None:
     # n = 1024 was 1%, shrinking with n) of the n -> infinity JumpReLU(gain+shift) optimum
     assert abs(res.loss - res.large_n_loss) < 4 * res.stderr + 0.02 * res.large_n_loss
     assert abs(res.k / res.large_n_k - 1) < 0.25
+
+
+@pytest.mark.parametrize("decoder,mc_name", [("relu", "relu"), ("jumprelu_gain", "jumprelu"), ("jumprelu_shift", "jumprelu")])
+def test_noiseless_channel_at_fixed_threshold_matches_monte_carlo(decoder: str, mc_name: str) -> None:
+    """r = 1 (s = 0, y = x): the polynomial raw moments against sampling, θ on both sides of 0."""
+    for k, theta in enumerate([-0.3, 0.2, 0.7]):
+        loss, gain, shift = decoders.thresholded_loss_at(decoder, theta, 0.3, 1.0)
+        mc = decoders_montecarlo.decoder_loss_montecarlo(
+            mc_name, 0.3, 1.0, n_samples=100_000, seed=40 + k, gain=float(gain), shift=float(shift), threshold=theta
+        )
+        if mc.stderr == 0:  # the decoder is exact on every sample (identity above θ <= 0)
+            assert float(loss) < 1e-15
+        else:
+            assert abs(mc.mean - float(loss)) < 5 * mc.stderr  # 5 SE: false alarm < 1e-6
