@@ -10,9 +10,9 @@ symmetric, with ``H H = n I`` (THEORY §8). Its rows are the characters
 ``i XOR j`` only.
 
 :func:`fwht` computes ``x H`` along the last axis in ``O(n log n)`` operations without
-forming ``H``. It applies ``H_n = H_{2^t} ⊗ ... ⊗ H_{2^t}`` one Kronecker factor at a time, each
-factor a small dense matrix product (BLAS), which is several times faster in numpy than the
-radix-2 butterfly. With float64 input of integers below 2^53 / n the result is exact.
+forming ``H``: radix-4 butterflies for small inputs, and for large ones Kronecker factors
+``H_{2^b}`` applied as one large matrix product each (BLAS), which is faster in numpy than
+butterflies there. With float64 input of integers below 2^53 / n the result is exact.
 """
 
 from __future__ import annotations
@@ -64,6 +64,55 @@ def _small_hadamard(bits: int) -> np.ndarray:
     return h
 
 
+#: Inputs with at most this many entries use the radix-4 butterfly (no BLAS); larger ones the
+#: Kronecker/BLAS route. Measured on the shared 2-core machine under load: a small BLAS call with
+#: two threads can cost milliseconds (threads waiting for a core), the butterfly does not.
+_BUTTERFLY_MAX_ENTRIES = 1 << 18
+
+
+def _fwht_butterfly(x2: np.ndarray) -> np.ndarray:
+    """Radix-4 (plus one radix-2) butterflies on a 2-D copy ``(batch, n)``; no BLAS."""
+    nb, n = x2.shape
+    k = n.bit_length() - 1
+    out = np.array(x2, dtype=np.float64, copy=True)
+    tmp = np.empty_like(out)
+    h = 1
+    if k % 2:
+        y, t = out.reshape(nb, n // 2, 2), tmp.reshape(nb, n // 2, 2)
+        np.add(y[..., 0], y[..., 1], out=t[..., 0])
+        np.subtract(y[..., 0], y[..., 1], out=t[..., 1])
+        out, tmp = tmp, out
+        h = 2
+    while h < n:
+        y, t = out.reshape(nb, n // (4 * h), 4, h), tmp.reshape(nb, n // (4 * h), 4, h)
+        np.add(y[:, :, 0], y[:, :, 1], out=t[:, :, 0])
+        np.subtract(y[:, :, 0], y[:, :, 1], out=t[:, :, 1])
+        np.add(y[:, :, 2], y[:, :, 3], out=t[:, :, 2])
+        np.subtract(y[:, :, 2], y[:, :, 3], out=t[:, :, 3])
+        np.add(t[:, :, 0], t[:, :, 2], out=y[:, :, 0])
+        np.subtract(t[:, :, 0], t[:, :, 2], out=y[:, :, 2])
+        np.add(t[:, :, 1], t[:, :, 3], out=y[:, :, 1])
+        np.subtract(t[:, :, 1], t[:, :, 3], out=y[:, :, 3])
+        h *= 4
+    return out
+
+
+def _fwht_kronecker(x2: np.ndarray) -> np.ndarray:
+    """Kronecker factors of at most 2^_BLOCK_BITS, one large matrix product each (BLAS)."""
+    nb, n = x2.shape
+    k = n.bit_length() - 1
+    q = -(-k // _BLOCK_BITS)
+    bits = [k // q + (1 if i < k % q else 0) for i in range(q)]  # balanced factor sizes
+    out = x2.reshape(nb, *[1 << b for b in bits])
+    for _ in range(q):
+        shape = out.shape
+        d = shape[-1]
+        out = (out.reshape(-1, d) @ _small_hadamard(d.bit_length() - 1)).reshape(shape)
+        if q > 1:
+            out = np.ascontiguousarray(np.moveaxis(out, -1, 1))
+    return out.reshape(nb, n)
+
+
 def fwht(x: np.ndarray) -> np.ndarray:
     """Unnormalised Walsh–Hadamard transform ``y = x H`` along the last axis (natural order).
 
@@ -79,31 +128,23 @@ def fwht(x: np.ndarray) -> np.ndarray:
 
     Notes
     -----
-    ``H_n = H_{d_1} ⊗ ... ⊗ H_{d_q}`` with ``d_i = 2^{b_i}``, ``b_i ≤ 7``. The input is viewed as a
-    tensor with axes ``d_1 … d_q``; each stage multiplies the last axis by ``H_{d}`` in one large
-    matrix product and rotates that axis to the front, so after ``q`` stages the axes are back in
-    order. Cost ``O(n log n)`` (``n Σ d_i`` multiply-adds), memory two arrays of the input's size.
-    One large product per stage (instead of many small batched ones) keeps multithreaded BLAS
-    efficient on a loaded machine.
+    Two exact routes, chosen by size. Small inputs (at most 2^18 entries): radix-4 butterflies
+    ``(a0, a1, a2, a3) -> (a0+a1+a2+a3, a0−a1+a2−a3, a0+a1−a2−a3, a0−a1−a2+a3)``, ``log4 n`` passes.
+    Large inputs: ``H_n = H_{d_1} ⊗ ... ⊗ H_{d_q}`` with ``d_i = 2^{b_i}``, ``b_i ≤ 7``; the input is
+    viewed as a tensor with axes ``d_1 … d_q``, each stage multiplies the last axis by ``H_d`` in one
+    large matrix product and rotates that axis to the front, so after ``q`` stages the axes are
+    back in order. Cost ``O(n log n)`` either way; memory two arrays of the input's size.
     """
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim == 0:
         raise ValueError("x must have at least one axis (the feature axis of length n)")
     n = arr.shape[-1]
     check_power_of_two(n, "x.shape[-1]")
-    k = n.bit_length() - 1
     nb = int(np.prod(arr.shape[:-1], dtype=np.int64))
-    if k == 0 or nb == 0:
+    if n == 1 or nb == 0:
         return arr.copy()
-    q = -(-k // _BLOCK_BITS)
-    bits = [k // q + (1 if i < k % q else 0) for i in range(q)]  # balanced factor sizes
-    out = arr.reshape(nb, *[1 << b for b in bits])
-    for _ in range(q):
-        shape = out.shape
-        d = shape[-1]
-        out = (out.reshape(-1, d) @ _small_hadamard(d.bit_length() - 1)).reshape(shape)
-        if q > 1:
-            out = np.ascontiguousarray(np.moveaxis(out, -1, 1))
+    x2 = arr.reshape(nb, n)
+    out = _fwht_butterfly(x2) if nb * n <= _BUTTERFLY_MAX_ENTRIES else _fwht_kronecker(x2)
     return out.reshape(arr.shape)
 
 

@@ -230,12 +230,24 @@ class PersianRug:
         """Decoder ``n × m`` ``= W_in^T / m``, formed on request."""
         return self.W_in.T / self.m
 
-    def dense(self) -> np.ndarray:
-        """The ``n × n`` matrix ``W`` from the kernel (only when asked; guarded by DENSE_MAX_ENTRIES)."""
-        self._guard(self.n * self.n, "dense W")
-        i = np.arange(self.n)
-        idx = (i[:, None] ^ i[None, :]) if self.kind == "hadamard" else (i[:, None] - i[None, :]) % self.n
-        return np.asarray(self.kernel)[idx]
+    def dense(self, *, max_entries: int = DENSE_MAX_ENTRIES) -> np.ndarray:
+        """The ``n × n`` matrix ``W`` from the kernel, only when asked (at most ``max_entries`` entries).
+
+        Filled row by row (``W[i] = g[i XOR j]`` or ``g[(i − j) mod n]``), so the only large array is
+        ``W`` itself.
+        """
+        max_entries = check_int(max_entries, "max_entries", low=1)
+        if self.n * self.n > max_entries:
+            raise ValueError(
+                f"dense W would have {self.n * self.n} entries, more than max_entries = {max_entries} "
+                f"(default DENSE_MAX_ENTRIES = {DENSE_MAX_ENTRIES}); use apply/apply_in/apply_out/kernel instead"
+            )
+        g = np.asarray(self.kernel)
+        j = np.arange(self.n)
+        out = np.empty((self.n, self.n))
+        for i in range(self.n):
+            out[i] = g[i ^ j] if self.kind == "hadamard" else g[(i - j) % self.n]
+        return out
 
     def __repr__(self) -> str:
         return f"PersianRug(n={self.n}, m={self.m}, kind={self.kind!r}, row_choice={self.row_choice!r}, seed={self.seed})"

@@ -22,6 +22,7 @@ SECTIONS: list[str] = [
     "rugtheory.report_theory:section",
     "rugtheory.report_validation:section",
     "rugtheory.report_phase_map:section",
+    "rugtheory.report_rug:section",
     "rugtheory.report_decoders:section",
 ]
 

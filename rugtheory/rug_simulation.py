@@ -223,7 +223,7 @@ def rug_loss_monte_carlo(
     min_samples: int = 32,
     max_samples: int = 10_000_000,
     max_seconds: float = math.inf,
-    nu_per_sample: int = 8,
+    nu_per_sample: int | None = None,
     nu_max: int = 20_000,
 ) -> RugLossEstimate:
     """Stream fresh samples through ``y = ReLU(α W x + β)`` until ``SE/loss <= rel_se``.
@@ -243,7 +243,9 @@ def rug_loss_monte_carlo(
         Stopping bounds (checked after each batch). The sequential stop adds a bias far below the
         SE (the SE estimate at ≥ 32 samples is only weakly correlated with the mean).
     nu_per_sample, nu_max : int
-        Interference values kept per sample and in all (for the KS test).
+        Interference values kept per sample (default ``ceil(nu_max / min_samples)``, at most n) and
+        in all, for the KS test. Values of one sample share its number of active features; that
+        common fluctuation is ``O(1/sqrt(pn))`` of σ, far below what 20,000 values resolve.
     """
     p = float(check_probability(p))
     alpha = float(check_finite(alpha, "alpha"))
@@ -269,6 +271,9 @@ def rug_loss_monte_carlo(
     acc = _CoMoments(6)  # columns: conditional, plain, 4 controls
     nu_parts: list[np.ndarray] = []
     nu_kept = 0
+    nu_max = check_int(nu_max, "nu_max", low=0)
+    if nu_per_sample is None:
+        nu_per_sample = -(-nu_max // min_samples)
     k_nu = min(n, check_int(nu_per_sample, "nu_per_sample", low=0))
     wall0, cpu0 = time.perf_counter(), time.process_time()
     reached = False

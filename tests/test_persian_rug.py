@@ -50,6 +50,17 @@ def test_fwht_matches_dense_popcount_matrix(k: int) -> None:
     assert np.max(np.abs(fwht(fwht(x)) - n * x)) <= EXACT_TOL * n * 10
 
 
+def test_fwht_butterfly_and_kronecker_routes_agree_with_dense() -> None:
+    from rugtheory.hadamard import _fwht_butterfly, _fwht_kronecker
+
+    for k in (1, 2, 7, 8, 11, 12):  # odd and even k; one and several Kronecker stages
+        n = 1 << k
+        x = np.random.default_rng(k).integers(-50, 50, size=(128, n)).astype(float)
+        dense = x @ sylvester_hadamard(n)
+        assert np.array_equal(_fwht_butterfly(x), dense)  # integers: both routes exact
+        assert np.array_equal(_fwht_kronecker(x), dense)
+
+
 def test_fwht_on_integers_is_exact_and_hadamard_is_orthogonal() -> None:
     n = 256
     x = np.random.default_rng(0).integers(-1000, 1000, size=(4, n)).astype(float)
