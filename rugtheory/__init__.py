@@ -13,6 +13,7 @@ from rugtheory.optimum import (
     optimal_symmetric_loss,
     zero_loss,
 )
+from rugtheory.persian_rug import PersianRug, RugScalars, persian_rug, theory_scalars
 from rugtheory.phase_map import ExpectedStructure, PhaseMap, expected_structure, phase_map
 from rugtheory.symmetric import (
     DataMoments,
@@ -57,5 +58,6 @@ __all__ = [
     "weight_statistics",
     "zero_loss",
     "DecoderTable", "decoder_table",
+    "PersianRug", "RugScalars", "persian_rug", "theory_scalars",
     "ExpectedStructure", "PhaseMap", "expected_structure", "phase_map",
 ]
