@@ -78,7 +78,6 @@ def _relu_K_series(R1: sp.Expr, R2: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]
     # fixed-point iteration T = Λ − 3 ln T − 6/T, with T = Λ (1 + δ), ln T = λ + ln(1 + δ)
     delta = sp.Integer(0)
     for _ in range(3):
-        Tk = (1 + delta) / eps
         new_T = 1 / eps - 3 * (lam + sp.log(1 + delta)) - 6 * eps / (1 + delta)
         delta = sp.expand(sp.series(new_T * eps - 1, eps, 0, 3).removeO())
     T_series = sp.expand((1 + delta) / eps)

@@ -147,6 +147,8 @@ def test_stratified_monte_carlo_twins(p: float, r: float) -> None:
         checks.append((j.loss, name, dict(gain=float(j.gain), shift=float(j.shift), threshold=float(j.threshold) if np.isfinite(j.threshold) else 0.0)))
     checks.append((decoders.mmse_decoder_loss(p, r), "mmse", {}))
     checks.append((decoders.linear_decoder_loss(p, r), "linear", dict(gain=float(r), shift=float(p / 2 * (1 - r)))))
+    e2 = p / 3
+    checks.append((decoders.linear_gain_only_loss(p, r), "linear", dict(gain=e2 / (e2 + s * s), shift=0.0)))
     for i, (exact, name, kw) in enumerate(checks):
         if name == "relu" and not np.isfinite(kw["threshold"]):
             continue
