@@ -164,3 +164,18 @@ def test_near_one_series(p: float) -> None:
     # ReLU/MMSE → K(p): the gap is the MMSE's first correction s τ_B³/3 (4e-3 at h = 1e-6)
     s, tb = tab.s[-1], A.bayes_threshold(p, r[-1])
     assert abs(tab.relu[-1] / tab.mmse[-1] / K - 1) < 1.5 * s * tb**3 / 3
+
+
+def test_relu_over_mmse_rises_with_r_to_its_bound_K() -> None:
+    """The numerical basis of the verdict's 'at fixed p the ratio is bounded uniformly in r by
+    K(p)', and of 'K(p₀) bounds every p >= p₀': the ratio increases with r towards K(p), and K
+    decreases in p."""
+    r = np.array([1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 0.9999])
+    for p in (0.3, 1e-2, 1e-4, 1e-8):
+        t = decoders.decoder_table(np.full_like(r, p), r)
+        ratio = t.relu / t.mmse
+        K = float(A.relu_sparse_constant(p).K)
+        assert np.all(np.diff(ratio) > -1e-12), p
+        assert np.all(ratio <= K * (1 + 1e-9)), p
+    K = A.relu_sparse_constant(np.logspace(-12, np.log10(0.99), 60)).K
+    assert np.all(np.diff(K) < 0)
