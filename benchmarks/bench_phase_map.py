@@ -21,7 +21,7 @@ def _clear_caches() -> None:
 def main() -> None:
     import rugtheory.phase_map as pm
     from rugtheory.optimum import optimal_symmetric_loss
-    from rugtheory.structures import optimal_structure_loss, standard_constructions
+    from rugtheory.structures import optimal_paired_rug_loss, optimal_structure_loss, standard_constructions
 
     p = np.geomspace(1e-4, 0.9, 40)
     r = np.linspace(0.025, 1.0, 40)
@@ -36,6 +36,9 @@ def main() -> None:
     t = time.perf_counter()
     optimal_symmetric_loss(p[:, None], pm.RUG_RATIO_GRID[None, :])
     rows.append((f"L* on 40 x {pm.RUG_RATIO_GRID.size} rug ratios", time.perf_counter() - t))
+    t = time.perf_counter()
+    optimal_paired_rug_loss(p[:, None], np.concatenate([pm.PAIRED_RUG_RATIO_GRID, r[r <= 0.5]])[None, :])
+    rows.append((f"paired rug on 40 x {pm.PAIRED_RUG_RATIO_GRID.size + int(np.sum(r <= 0.5))} ratios", time.perf_counter() - t))
 
     _clear_caches()
     t = time.perf_counter()
@@ -59,6 +62,15 @@ def main() -> None:
     print(f"{'(sum of structure optimisations)':<48} {t_struct:8.2f}")
     print(f"target: 40x40 map < 30 s -> {'PASS' if total < 30 else 'FAIL'} ({total:.1f} s)")
     print(f"envelope vs 4x finer rug grid, max relative difference on 5x5 subgrid: {err:.2e}")
+    from rugtheory.structures import regular_polygon
+
+    t = time.perf_counter()
+    extra = pm.phase_map(p, r, constructions=standard_constructions() + [regular_polygon(7), regular_polygon(8)])
+    changed = int(np.sum(extra.winner_names() != m.winner_names()))
+    pos = m.loss > 0
+    gain = float(np.max(1 - extra.loss[pos] / m.loss[pos]))
+    print(f"with polygon7, polygon8 added ({time.perf_counter() - t:.1f} s): winner changes at {changed} of 1600 "
+          f"points, best loss lower by at most {gain:.1e} relative")
     counts = {lab: int(np.sum(m.winner == i)) for i, lab in enumerate(m.labels)}
     print("winners (grid points):", ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
     print(f"min ratio best/L*: {float(m.ratio.min()):.3f}")

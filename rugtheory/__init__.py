@@ -14,7 +14,7 @@ from rugtheory.optimum import (
     zero_loss,
 )
 from rugtheory.persian_rug import PersianRug, RugScalars, persian_rug, theory_scalars
-from rugtheory.phase_map import ExpectedStructure, PhaseMap, expected_structure, phase_map
+from rugtheory.phase_map import ExpectedStructure, PhaseMap, expected_structure
 from rugtheory.symmetric import (
     DataMoments,
     data_moments,
@@ -59,5 +59,5 @@ __all__ = [
     "zero_loss",
     "DecoderTable", "decoder_table",
     "PersianRug", "RugScalars", "persian_rug", "theory_scalars",
-    "ExpectedStructure", "PhaseMap", "expected_structure", "phase_map",
+    "ExpectedStructure", "PhaseMap", "expected_structure",
 ]

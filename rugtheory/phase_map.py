@@ -5,6 +5,8 @@ At each ``(p, r)`` the candidates are
 * the symmetric optimum :math:`L^*(p, r)` (the Persian rug, THEORY §4);
 * every polytope of :func:`rugtheory.structures.standard_constructions` with its best gain and bias;
 * dropped features (``r = 0``, loss ``v = p/3 - p^2/4``) and dedicated features (``r = 1``, loss 0);
+* a rug of antipodal pairs ("paired rug", r <= 1/2, large-n Gaussian interference
+  :math:`\sigma^2 = a^2 v(1/r - 2)`), see :func:`rugtheory.structures.paired_rug_loss`;
 * **mixtures**: a fraction ``f`` of the features in structure A (ratio ``r_A``) and the rest in
   structure B (``r_B``), in orthogonal hidden subspaces, so that ``r = f r_A + (1-f) r_B`` and
   ``L = f L_A + (1-f) L_B``. A rug block at any ratio ``r'`` is an ingredient too.
@@ -28,6 +30,7 @@ from .optimum import optimal_symmetric_loss
 from .structures import (
     Construction,
     dropped_loss,
+    optimal_paired_rug_loss,
     optimal_structure_loss,
     regular_polygon,
     regular_simplex,
@@ -43,6 +46,7 @@ __all__ = [
     "construction_curve",
     "construction_for_ratio",
     "RUG_RATIO_GRID",
+    "PAIRED_RUG_RATIO_GRID",
 ]
 
 #: Ratios r' at which rug blocks enter the envelope: dense near 0 (where L* changes fastest in r)
@@ -50,6 +54,14 @@ __all__ = [
 #: over-estimated by O(dr^2 L*''): below 1e-4 relative on this grid (checked in the tests against a
 #: 4x finer grid).
 RUG_RATIO_GRID = np.unique(np.concatenate([np.geomspace(1e-4, 0.05, 60), np.linspace(0.05, 1.0, 191)]))
+#: Ratios at which rugs of antipodal pairs (:func:`rugtheory.structures.paired_rug_loss`, r <= 1/2)
+#: enter the envelope. Each costs a 1-d search; chords between these samples are themselves
+#: realisable mixtures, so a coarse grid only over-estimates mixtures that involve a paired rug;
+#: the paired rug alone is also evaluated exactly at every queried r <= 1/2.
+PAIRED_RUG_RATIO_GRID = np.array([0.005, 0.02, 0.05, 0.09, 0.13, 0.17, 0.21, 0.25, 0.29, 0.33, 0.37, 0.41, 0.45, 0.48])
+#: The paired rug at r itself wins only by more than this: at r = 1/2 it IS the pairs, and the
+#: structure optimiser is accurate to ~1e-8 relative, so the simpler name is kept within 1e-7.
+PAIRED_TIE = 1e-7
 #: L* wins ("symmetric") where it is within this relative margin of the envelope: ties are resolved
 #: in favour of the symmetric theory, and 1e-9 is far above the rounding of either loss.
 TIE_TOLERANCE = 1e-9
@@ -142,6 +154,7 @@ def _vertices(p: np.ndarray, constructions: list[Construction]) -> list[list[_Ve
     rug = optimal_symmetric_loss(p[:, None], RUG_RATIO_GRID[None, :])
     v = dropped_loss(p)
     opts = [optimal_structure_loss(c, p) for c in constructions]
+    prug = optimal_paired_rug_loss(p[:, None], PAIRED_RUG_RATIO_GRID[None, :])
     out = []
     for i in range(p.size):
         pts = [_Vertex("dropped", 0.0, float(v[i]), 0.0, float(p[i] / 2)), _Vertex("dedicated", 1.0, 0.0, 1.0, 0.0)]
@@ -150,6 +163,10 @@ def _vertices(p: np.ndarray, constructions: list[Construction]) -> list[list[_Ve
             _Vertex("rug", float(rr), float(rug.loss[i, j]), float(rug.a[i, j]), float(rug.b[i, j]))
             for j, rr in enumerate(RUG_RATIO_GRID)
             if rr < 1.0  # r' = 1 is the dedicated point
+        ]
+        pts += [
+            _Vertex("paired rug", float(rr), float(prug.loss[i, j]), float(prug.gain[i, j]), float(prug.bias[i, j]))
+            for j, rr in enumerate(PAIRED_RUG_RATIO_GRID)
         ]
         out.append(pts)
     return out
@@ -162,6 +179,8 @@ def _mixture_label(a: _Vertex, b: _Vertex, r: float) -> str:
         return b.name
     if a.name == "rug" and b.name == "rug":
         return "rug mixture"
+    if a.name == "paired rug" and b.name == "paired rug":
+        return "paired rug"
     return f"{a.name} + {b.name}"
 
 
@@ -193,12 +212,16 @@ def phase_map(p: np.ndarray, r: np.ndarray, *, constructions: list[Construction]
     Returns
     -------
     PhaseMap
-        ``loss[i, j] = min(L*(p_i, r_j), envelope_i(r_j))`` and the winner's label.
+        ``loss[i, j] = min(L*(p_i, r_j), paired_rug(p_i, r_j), envelope_i(r_j))`` and the winner's label.
     """
     p = np.atleast_1d(check_probability(p)).ravel()
     r = np.atleast_1d(check_ratio(r)).ravel()
     cons = _standard() if constructions is None else list(constructions)
     sym = optimal_symmetric_loss(p[:, None], r[None, :]).loss
+    paired = np.full((p.size, r.size), np.inf)
+    low = r <= 0.5
+    if low.any():
+        paired[:, low] = optimal_paired_rug_loss(p[:, None], r[None, low]).loss
     loss = np.empty((p.size, r.size))
     winner = np.empty((p.size, r.size), dtype=int)
     labels: list[str] = ["symmetric"]
@@ -206,7 +229,9 @@ def phase_map(p: np.ndarray, r: np.ndarray, *, constructions: list[Construction]
         hull = _lower_hull(pts)
         env, seg = _envelope(hull, r)
         for j in range(r.size):
-            if sym[i, j] <= env[j] * (1.0 + TIE_TOLERANCE):
+            if paired[i, j] < min(env[j], sym[i, j]) * (1.0 - PAIRED_TIE):
+                loss[i, j], name = paired[i, j], "paired rug"
+            elif sym[i, j] <= env[j] * (1.0 + TIE_TOLERANCE):
                 loss[i, j], name = sym[i, j], "symmetric"
             else:
                 loss[i, j] = env[j]
@@ -239,6 +264,11 @@ def expected_structure(p: float, r: float, *, constructions: list[Construction] 
     sym_loss = float(sym.loss)
     hull = _lower_hull(_vertices(np.array([pf]), cons)[0])
     env, seg = _envelope(hull, np.array([rf]))
+    if rf <= 0.5:
+        pr = optimal_paired_rug_loss(pf, rf)
+        if float(pr.loss) < min(env[0], sym_loss) * (1.0 - PAIRED_TIE):
+            comp = (Component("paired rug", rf, 1.0, float(pr.loss), float(pr.gain), float(pr.bias)),)
+            return ExpectedStructure(pf, rf, "paired rug", float(pr.loss), sym_loss, comp)
     if sym_loss <= env[0] * (1.0 + TIE_TOLERANCE):
         comp = (Component("rug", rf, 1.0, sym_loss, float(sym.a), float(sym.b)),)
         return ExpectedStructure(pf, rf, "symmetric", sym_loss, sym_loss, comp)

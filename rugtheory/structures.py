@@ -78,6 +78,10 @@ __all__ = [
     "construction_weights",
     "mixture_weights",
     "model_loss_monte_carlo",
+    "PairedRug",
+    "paired_rug_loss",
+    "optimal_paired_rug_loss",
+    "paired_rug_weights",
 ]
 
 #: Largest simplex size: the box-spline sum for ``k - 1`` equal partners is a finite difference of
@@ -157,15 +161,16 @@ def regular_polygon(k: int) -> Construction:
 
 
 def standard_constructions() -> list[Construction]:
-    """The constructions the phase map compares: pairs, simplices 3..10, polygons 5..8.
+    """The constructions the phase map compares: pairs, simplices 3..10, polygons 5 and 6.
 
-    polygon3 is simplex3 and polygon4 is two pairs, so they are left out as duplicates. Polygons 9
-    and 10 cost 10-40x more to optimise (thousands of box-spline terms) and lose to polygon8 and
-    to pairs + dropped at every p (their loss is O(p) like every polygon's, with a larger constant).
+    polygon3 is simplex3 and polygon4 is two pairs, so they are left out as duplicates. Polygons
+    7..10 cost 5-100x more to optimise (hundreds to thousands of box-spline terms) and never win
+    anywhere on the 40x40 map (checked by ``benchmarks/bench_phase_map.py``, which adds them back):
+    their loss is O(p), like every polygon's with k >= 5, with a larger constant.
     """
     out = [antipodal_pairs()]
     out += [regular_simplex(k) for k in range(3, MAX_SIMPLEX_K + 1)]
-    out += [regular_polygon(k) for k in range(5, 9)]
+    out += [regular_polygon(k) for k in range(5, 7)]
     return out
 
 
@@ -296,8 +301,9 @@ class OptimizedStructure:
 _LOG_G_GRID = np.log(np.geomspace(0.4, 3.2, 12))
 _B_GRID = np.linspace(-1.8, 0.6, 17)
 _STENCIL = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=float)
-#: Stop when both steps are below this: the loss is quadratic at the minimum, so the relative loss
-#: error is of order (step * curvature scale)^2 ~ 1e-16, far below anything the map resolves.
+#: Stop when both steps are below this. The pattern search can stall on the curved valley of
+#: (log g, b), so the loss it returns is within ~1e-8 relative of the optimum (measured against
+#: Nelder-Mead from several starts in tests/test_structures.py, asserted at 1e-7).
 _STEP_TOL = 1e-8
 _MAX_ELEMENTS = 1_500_000  # corner-axis elements per evaluation chunk (memory ~ 12 MB per array)
 
@@ -431,3 +437,151 @@ def model_loss_monte_carlo(w_in: np.ndarray, w_out: np.ndarray, b: np.ndarray, p
     mean = total / n_samples
     var = max(total_sq / n_samples - mean**2, 0.0) * n_samples / (n_samples - 1)
     return mean, math.sqrt(var / n_samples)
+
+
+# --------------------------------------------------------------------------------------------------
+# a rug of antipodal pairs
+
+
+_GL12_X, _GL12_W = np.polynomial.legendre.leggauss(12)
+_GL12_X, _GL12_W = (_GL12_X + 1.0) / 2.0, _GL12_W / 2.0
+
+
+def _check_paired_ratio(r: np.ndarray | float) -> np.ndarray:
+    r = np.asarray(r, dtype=float) if not isinstance(r, np.ndarray) else r
+    from ._validate import check_ratio
+
+    r = check_ratio(r)
+    bad = r > 0.5
+    if bad.any():
+        raise ValueError(f"r must be in (0, 0.5] for a rug of antipodal pairs, got {float(r[bad].flat[0])!r}")
+    return r
+
+
+def paired_rug_loss(p: np.ndarray | float, r: np.ndarray | float, gain: np.ndarray | float,
+                    bias: np.ndarray | float) -> np.ndarray:
+    r"""Large-n loss of a *rug of antipodal pairs* at gain ``a`` and bias ``b`` (``0 < r <= 1/2``).
+
+    Features come in antipodal pairs ``(i, i')`` sharing one direction ``f_i`` with opposite signs;
+    the ``n/2`` directions form a Persian rug (THEORY §8) in ``m`` dims, i.e. at ratio ``2r``. The
+    pre-activation of feature ``i`` is ``a(x_i - x_{i'}) + b + \nu_i`` where ``\nu_i`` sums the other
+    pairs' signals ``x_j - x_{j'}`` (mean 0, variance ``2v``) through the rug, so in the large-n limit
+    ``\nu_i ~ N(0, \sigma^2)`` with
+
+    .. math:: \sigma^2 = a^2 \cdot 2v\,(1/(2r) - 1) = a^2 v\,(1/r - 2)
+
+    (against :math:`a^2 v(1/r - 1)` for the plain rug: the pairs halve the directions to pack). With
+    L the symmetric loss of THEORY §3,
+
+    .. math:: L_\mathrm{pr} = (1-p)\,L(a, b, \sigma; p) + p\int_0^1 L(a, b - a u, \sigma; p)\,du,
+
+    the integral by 12-point Gauss-Legendre on each piece of [0, 1] split where the shifted threshold
+    crosses the data edges (``u = -θ`` and ``u = 1 - θ``, ``θ = -b/a``): relative error below 1e-6
+    against 200 nodes over p in [1e-4, 0.3] (tests). At ``r = 1/2`` this is the exact pair loss.
+    """
+    from .symmetric import symmetric_loss
+
+    p = check_probability(p)
+    r = _check_paired_ratio(r)
+    a = check_finite(gain, "gain")
+    if np.any(a <= 0):
+        raise ValueError(f"gain must be in (0, inf), got {float(np.min(a))!r}")
+    b = check_finite(bias, "bias")
+    a, b, p, r = np.broadcast_arrays(a, b, p, r)
+    v = p / 3.0 - p * p / 4.0
+    sig = a * np.sqrt(v * np.maximum(1.0 / r - 2.0, 0.0))
+    th = -b / a
+    e1 = np.clip(-th, 0.0, 1.0)
+    e2 = np.maximum(e1, np.clip(1.0 - th, 0.0, 1.0))
+    edges = (np.zeros_like(th), e1, e2, np.ones_like(th))
+    on = np.zeros_like(th)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        u = lo[..., None] + (hi - lo)[..., None] * _GL12_X
+        vals = symmetric_loss(a[..., None], b[..., None] - a[..., None] * u, sig[..., None], p[..., None])
+        on = on + (hi - lo) * np.sum(_GL12_W * vals, axis=-1)
+    return (1.0 - p) * symmetric_loss(a, b, sig, p) + p * on
+
+
+@dataclass(frozen=True)
+class PairedRug:
+    """Optimum of :func:`paired_rug_loss` over gain and bias; arrays broadcast over (p, r)."""
+
+    p: np.ndarray
+    r: np.ndarray
+    loss: np.ndarray
+    gain: np.ndarray
+    bias: np.ndarray
+
+
+_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+#: 0.618^32 ~ 2e-7 of the grid bracket (<= 0.2): θ to ~4e-8, the loss (stationary in θ) to ~1e-15.
+_GOLDEN_STEPS = 32
+
+
+def _profile(theta: np.ndarray, p: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """-N^2/D at threshold θ, from the loss at a = 1 and a = 2 (the loss is a^2 D - 2aN + p/3)."""
+    l1 = paired_rug_loss(p, r, 1.0, -theta)
+    l2 = paired_rug_loss(p, r, 2.0, -2.0 * theta)
+    d = (l2 - 2.0 * l1 + p / 3.0) / 2.0
+    n = (d + p / 3.0 - l1) / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((d > 0) & (n > 0), -(n * n) / d, 0.0)
+
+
+def optimal_paired_rug_loss(p: np.ndarray | float, r: np.ndarray | float) -> PairedRug:
+    """Best gain and bias of the rug of antipodal pairs (see :func:`paired_rug_loss`).
+
+    As for L* (THEORY §4) the output is ``a ReLU(w - θ)`` with σ proportional to ``a``, so the loss is
+    quadratic in ``a`` at fixed θ: ``a* = N/D``. θ is searched on a grid (data range and multiples of
+    the noise scale), refined by 32 golden-section steps inside the best grid bracket, and the loss
+    is then evaluated directly at ``(a*, -a*θ*)`` (no cancellation in ``p/3 - N^2/D``).
+    """
+    p = check_probability(p)
+    r = _check_paired_ratio(r)
+    p, r = np.broadcast_arrays(p, r)
+    shape = p.shape
+    pf, rf = p.ravel(), r.ravel()
+    s = np.sqrt((pf / 3.0 - pf * pf / 4.0) * np.maximum(1.0 / rf - 2.0, 0.0))
+    grid = np.concatenate([np.broadcast_to(np.linspace(-1.0, 1.2, 12), (pf.size, 12)),
+                           s[:, None] * np.linspace(0.25, 7.0, 13)[None, :]], axis=1)
+    grid = np.sort(grid, axis=1)
+    vals = _profile(grid, pf[:, None], rf[:, None])
+    k = np.argmin(vals, axis=1)
+    rows = np.arange(pf.size)
+    lo = grid[rows, np.maximum(k - 1, 0)]
+    hi = grid[rows, np.minimum(k + 1, grid.shape[1] - 1)]
+    x1 = hi - _GOLDEN * (hi - lo)
+    x2 = lo + _GOLDEN * (hi - lo)
+    f1, f2 = _profile(x1, pf, rf), _profile(x2, pf, rf)
+    for _ in range(_GOLDEN_STEPS):
+        left = f1 < f2  # minimum in [lo, x2]: shift left; else in [x1, hi]
+        hi, lo = np.where(left, x2, hi), np.where(left, lo, x1)
+        x1, x2 = np.where(left, hi - _GOLDEN * (hi - lo), x2), np.where(left, x1, lo + _GOLDEN * (hi - lo))
+        fm = _profile(np.where(left, x1, x2), pf, rf)
+        f1, f2 = np.where(left, fm, f2), np.where(left, f1, fm)
+    theta = (lo + hi) / 2.0
+    l1 = paired_rug_loss(pf, rf, 1.0, -theta)
+    l2 = paired_rug_loss(pf, rf, 2.0, -2.0 * theta)
+    d = (l2 - 2.0 * l1 + pf / 3.0) / 2.0
+    n = (d + pf / 3.0 - l1) / 2.0
+    a = np.where(d > 0, n / np.where(d > 0, d, 1.0), 1.0)
+    a = np.where(a > 0, a, 1.0)
+    b = -a * theta
+    loss = paired_rug_loss(pf, rf, a, b)
+    return PairedRug(p, r, loss.reshape(shape), a.reshape(shape), b.reshape(shape))
+
+
+def paired_rug_weights(n_pairs: int, m: int, gain: float, bias: float, *, seed: int,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Explicit weights of a rug of pairs: a Persian rug on ``n_pairs`` directions (power of two), doubled.
+
+    ``W_in = [H_S, -H_S]`` (m x 2 n_pairs), ``W_out = gain [H_S^T; -H_S^T] / m``, ``b = bias``:
+    ``W = gain [[R, -R], [-R, R]]`` with ``R`` the rug (unit diagonal), so feature ``j`` and
+    ``j + n_pairs`` are antipodal partners.
+    """
+    from .persian_rug import persian_rug
+
+    rug = persian_rug(n_pairs, m, seed=seed)
+    w_in = np.hstack([rug.W_in, -rug.W_in])
+    w_out = gain * np.vstack([rug.W_out, -rug.W_out])
+    return w_in, w_out, np.full(2 * n_pairs, float(bias))

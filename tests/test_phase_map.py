@@ -17,6 +17,7 @@ from rugtheory.structures import (
     dropped_loss,
     mixture_weights,
     model_loss_monte_carlo,
+    optimal_paired_rug_loss,
     optimal_structure_loss,
     regular_polygon,
     regular_simplex,
@@ -41,6 +42,8 @@ def test_map_never_above_any_candidate(small_map: pm.PhaseMap) -> None:
     assert np.all(small_map.loss <= linear_loss(P[:, None], R[None, :]) * slack + 1e-300)
     for con in standard_constructions():
         assert np.all(small_map.loss <= pm.construction_curve(con, P[:, None], R[None, :]) * slack)
+    low = R <= 0.5
+    assert np.all(small_map.loss[:, low] <= optimal_paired_rug_loss(P[:, None], R[None, low]).loss * slack)
     assert np.all(small_map.ratio <= 1 + 1e-9)
     sym = small_map.winner_names() == "symmetric"
     np.testing.assert_allclose(small_map.ratio[sym], 1.0)
@@ -53,15 +56,18 @@ def test_envelope_equals_brute_force_over_pairs_of_ingredients() -> None:
     pts = [(0.0, float(dropped_loss(p))), (1.0, 0.0)]
     pts += [(c.ratio, float(optimal_structure_loss(c, p).loss)) for c in standard_constructions()]
     pts += list(zip(rug_r, optimal_symmetric_loss(p, rug_r).loss))
+    pts += list(zip(pm.PAIRED_RUG_RATIO_GRID, optimal_paired_rug_loss(p, pm.PAIRED_RUG_RATIO_GRID).loss))
     rr = np.array([q[0] for q in pts])
     ll = np.array([q[1] for q in pts])
-    for r in (0.07, 0.33, 0.45, 0.5, 0.61, 0.93):
+    for r in (0.07, 0.45, 0.5, 0.61):
         lo, hi = rr <= r, rr >= r
         ra, la = rr[lo][:, None], ll[lo][:, None]
         rb, lb = rr[hi][None, :], ll[hi][None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             f = np.where(rb > ra, (rb - r) / (rb - ra), 1.0)
         brute = min(np.min(f * la + (1 - f) * lb), float(optimal_symmetric_loss(p, r).loss))
+        if r <= 0.5:
+            brute = min(brute, float(optimal_paired_rug_loss(p, r).loss))
         assert pm.expected_structure(p, r).loss == pytest.approx(brute, rel=1e-12)
 
 
@@ -88,7 +94,11 @@ def test_theory_section10_example() -> None:
     assert e.winner == "pairs"
     assert e.loss == pytest.approx(0.01**2 / 6, rel=1e-3)
     assert round(e.symmetric_loss / e.loss, 1) == 5.6
-    assert pm.expected_structure(1e-3, 0.1).winner == "symmetric"
+    # THEORY §9: n = 512, m = 128, p = 0.045, reference recipe ~3.8e-3 against L* ~ 4.86e-3: the rug of
+    # pairs predicts 3.58e-3 in the large-n limit.
+    e = pm.expected_structure(0.045, 0.25)
+    assert e.winner == "paired rug" and e.loss == pytest.approx(3.584e-3, rel=1e-3)
+    assert pm.expected_structure(0.9, 0.8).winner == "symmetric"  # L* survives only at dense data, large r
 
 
 def test_rug_grid_is_fine_enough(monkeypatch: pytest.MonkeyPatch) -> None:
