@@ -399,3 +399,30 @@ def test_torch_operator_on_cuda_matches_cpu() -> None:
     cpu = RugOperator(rug).apply(x)
     gpu = RugOperator(rug, device="cuda").apply(x.cuda()).cpu()
     assert torch.max(torch.abs(cpu - gpu)).item() <= 1e-10
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def test_cli_rug_writes_png_and_rejects_bad_input(tmp_path, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    from rugtheory.cli import main
+
+    out = tmp_path / "rug.png"
+    assert main(["rug", "--n", "256", "--r", "0.25", "--seed", "0", "--out", str(out), "--samples", "2000"]) == 0
+    assert out.stat().st_size > 10_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "KS p=" in capsys.readouterr().out
+    fourier = tmp_path / "fourier.png"
+    assert main(["rug", "--n", "100", "--m", "25", "--kind", "fourier", "--seed", "1", "--out", str(fourier),
+                 "--samples", "2000", "--crop", "64"]) == 0
+    assert fourier.exists()
+    for argv, word in [
+        (["--n", "100", "--r", "0.25", "--seed", "0"], "n must be a power of two"),
+        (["--n", "64", "--r", "0.3", "--seed", "0"], "r must make m"),
+        (["--n", "64", "--m", "65", "--seed", "0"], "m must be"),
+        (["--n", "64", "--r", "0.25", "--seed", "-2"], "seed must be"),
+        (["--n", "64", "--r", "1.5", "--seed", "0"], "r must be in"),
+    ]:
+        assert main(["rug", *argv, "--out", str(tmp_path / "bad.png")]) == 2
+        err = capsys.readouterr().err
+        assert word in err and err.count("\n") == 1
