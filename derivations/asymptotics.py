@@ -25,6 +25,13 @@ Steps
    ``L = p s² [1 + s (τ³/3 + τ + 1/τ)]``, ``τ_B² = 2 ln((1−p)/(p s √(2π)))``.
 5. MMSE, s → 0: an active feature costs ``s²`` (posterior ≈ N(y, s²)); features below the Bayes
    threshold are missed, ``p ∫_0^{s τ_B} u² du = p s³ τ_B³/3``: ``MMSE = p s² (1 + s τ_B³/3 + O(s))``.
+   The O(s) term: writing ``f Var(x|y) = f_on V_TN + f_on w_0 E[x|on,y]²``, the truncation of the
+   on-posterior at u = 0 and u = 1 lowers the first part by ``2 D p s³``,
+   ``D = ∫ (1[τ>0] − Φ(τ) v(τ)) dτ`` (v the variance of N(τ, 1) truncated to [0, ∞)), and the
+   second part is ``p s³ (∫_{−∞}^{τ_B} Φ (τ + φ/Φ)² dτ + …) = p s³ (τ_B³/3 + C_φ + O(1/τ_B))``,
+   ``C_φ = ∫ φ²/Φ dτ``. Numerically (mpmath, 30 digits) ``D = C_φ = 0.90319728…``, so
+   ``MMSE = p s² (1 + s (τ_B³/3 − C_φ) + O(s/τ_B))`` (the measured O(s/τ_B) coefficient tends to
+   −1.645 ≈ −π²/6).
 6. r → 0 (s → ∞): small-SNR expansion of ``E[Var(x|y)]`` by cumulants:
    ``MMSE = v − v²/s² + (v³ − κ₃²/2)/s⁴ + O(s⁻⁶)``, i.e.
    ``MMSE = (1−r) v − κ₃² r² / (2 v²) + O(r³)``, ``κ₃ = E(x − p/2)³ = p(1−p)²/4``.
@@ -101,6 +108,15 @@ def _mmse_small_snr(order: int = 6) -> sp.Expr:
     return sp.expand(sp.series(v_sym - expectation, eps, 0, 5).removeO())
 
 
+def _c_phi(dps: int = 30) -> sp.Float:
+    """Step 5's constant ``C_φ = ∫ φ(τ)²/Φ(τ) dτ`` by mpmath quadrature (no closed form)."""
+    import mpmath as mp
+
+    with mp.workdps(dps + 5):
+        val = mp.quad(lambda x: mp.npdf(x) ** 2 / mp.ncdf(x), [-mp.inf, -10, 0, 10, mp.inf])
+        return sp.Float(mp.nstr(val, dps), dps)
+
+
 def derive() -> dict[str, sp.Expr]:
     """Every derived expression, keyed by name (see the module docstring for the steps)."""
     R0, R1, R2 = (_tail_series(n, 3) for n in range(3))
@@ -142,6 +158,8 @@ def derive() -> dict[str, sp.Expr]:
         "jumprelu_sparse_two_term": p * s**2 * (1 + s * (tau**3 / 3 + tau + 1 / tau)),
         "mmse_missed_features": p * sp.integrate(u**2, (u, 0, s * tau)),
         "mmse_sparse_two_term": p * s**2 * (1 + s * tau**3 / 3),
+        "C_phi": _c_phi(),
+        "mmse_sparse_three_term": p * s**2 * (1 + s * (tau**3 / 3 - sp.Symbol("C_phi", positive=True))),
         "kappa3": kappa3,
         "mmse_small_snr": mmse_small,
         "mmse_small_r": mmse_small_r,

@@ -68,7 +68,7 @@ def _point_values(p: float, r: float) -> dict[str, object]:
         "p": p, "r": r, "s": s, "v": p / 3 - p * p / 4, "kappa3": float(A.third_cumulant(p)),
         "ell": -np.log(p), "Lambda": lam, "lambda": np.log(lam), "epsilon": 1 / lam,
         "t": float(K.t), "T": float(K.t) ** 2, "theta": float(relu.threshold), "u": 0.5, "c": 1.0,
-        "tau_B": float(A.bayes_threshold(p, r)), "h": 1 - r, "K_p": float(K.K), "w": 1.0, "x": 0.5,
+        "tau_B": float(A.bayes_threshold(p, r)), "h": 1 - r, "K_p": float(K.K), "w": 1.0, "x": 0.5, "C_phi": A.C_PHI,
         # the tail series are evaluated at a = 4; the foundation's symbols at the ReLU optimum
         "a": 4.0, "a@symmetric_loss": a_star, "b": b_star, "sigma": a_star * s,
         "t@symmetric_loss": b_star / (a_star * s),
@@ -182,13 +182,13 @@ def asymptotic_rows() -> list[Table]:
                 [_g(p), _g(r), _g(tab.relu[i]), _rel(A.relu_sparse_series(p, r, 1), tab.relu[i]), _rel(A.relu_sparse_series(p, r, 2), tab.relu[i]),
                  _rel(A.relu_sparse_series(p, r, 3), tab.relu[i]), _rel(p * tab.s[i] ** 2 * K[i], tab.relu[i]), _g(tab.mmse[i]),
                  _rel(A.mmse_sparse_series(p, r, 1), tab.mmse[i]), _rel(A.mmse_sparse_series(p, r, 2), tab.mmse[i]),
-                 _rel(A.jumprelu_sparse_series(p, r, 2), tab.jumprelu_gain[i]), _g(tab.relu[i] / tab.mmse[i], 5),
+                 _rel(A.mmse_sparse_series(p, r, 3), tab.mmse[i]), _rel(A.jumprelu_sparse_series(p, r, 2), tab.jumprelu_gain[i]), _g(tab.relu[i] / tab.mmse[i], 5),
                  _g(tab.relu[i] / tab.jumprelu_shift[i], 5), _g(K[i], 5), _g(-np.log(p) / 2, 5)]
             )
     tables.append((
         "p → 0 at fixed r: relative error of each series (series/exact − 1)",
         ["p", "r", "relu exact", "relu 1 term", "relu 2 terms", "relu 3 terms", "relu p s² K(p)", "mmse exact", "mmse 1 term",
-         "mmse 2 terms", "jumprelu 2 terms", "relu/mmse", "relu/topk", "K(p)", "ln(1/p)/2"],
+         "mmse 2 terms", "mmse 3 terms", "jumprelu 2 terms", "relu/mmse", "relu/topk", "K(p)", "ln(1/p)/2"],
         rows,
     ))
     rows = []

@@ -11,7 +11,7 @@ p → 0 at fixed r
     ``K = ℓ/2 − (3/4) ln Λ + 3/2 + (1/4) ln(8/π) + (9 ln Λ/4 − 3)/Λ + O(ln²Λ/Λ²)``.
     Leading term ``p²(1−r) ℓ/(6r)``; first correction ``p s² (3/2 + ¼ ln(8/π) − ¾ ln Λ)`` (the
     ln ln(1/p) term).
-    ``MMSE = p s² (1 + s τ_B³/3 + O(s))``; ``JumpReLU = p s² (1 + s(τ_B³/3 + τ_B + 1/τ_B) + …)``.
+    ``MMSE = p s² (1 + s (τ_B³/3 − C_φ) + O(s/τ_B))``, ``C_φ = ∫ φ²/Φ = 0.9032``; ``JumpReLU = p s² (1 + s(τ_B³/3 + τ_B + 1/τ_B) + …)``.
     Hence ``ReLU / MMSE → K(p) ~ ½ ln(1/p)``: unbounded, logarithmically.
 r → 0 at fixed p
     ``MMSE = (1−r) v − κ₃² r²/(2v²) + O(r³)``, ``κ₃ = p(1−p)²/4``; the affine optimum is
@@ -44,6 +44,7 @@ __all__ = [
     "relu_near_one_series",
     "mmse_near_one_series",
     "third_cumulant",
+    "C_PHI",
 ]
 
 _LN_8_OVER_PI = float(np.log(8.0 / np.pi))
@@ -123,14 +124,20 @@ def relu_sparse_series(p: float | np.ndarray, r: float | np.ndarray, terms: int 
     return p * s * s * relu_constant_series(p, terms)
 
 
+#: ``C_φ = ∫ φ(τ)²/Φ(τ) dτ`` (mpmath, 30 digits; derivations/asymptotics.py step 5).
+C_PHI = 0.903197285568625353632532641536
+
+
 def mmse_sparse_series(p: float | np.ndarray, r: float | np.ndarray, terms: int = 2) -> np.ndarray:
-    """MMSE as p → 0 (or s → 0): ``p s²`` (1 term) and ``p s² (1 + s τ_B³/3)`` (2 terms)."""
+    """MMSE as p → 0 (or s → 0): ``p s²`` (1 term), ``p s² (1 + s τ_B³/3)`` (2 terms) and
+    ``p s² (1 + s (τ_B³/3 − C_φ))`` (3 terms; remainder O(p s³/τ_B))."""
     p = check_probability(p)
     s = channel_scale(p, r)
     if terms == 1:
         return p * s * s
     tb = bayes_threshold(p, r)
-    return p * s * s * (1.0 + s * tb**3 / 3.0)
+    corr = tb**3 / 3.0 - (C_PHI if terms >= 3 else 0.0)
+    return p * s * s * (1.0 + s * corr)
 
 
 def jumprelu_sparse_series(p: float | np.ndarray, r: float | np.ndarray, terms: int = 2) -> np.ndarray:

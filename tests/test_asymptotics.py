@@ -44,6 +44,8 @@ def test_runtime_series_are_the_derived_expressions(derived: dict[str, sp.Expr])
             assert tb**2 == pytest.approx(float(derived["bayes_threshold_tau2"].subs({p: pv, s: sv})), rel=1e-13)
             sub = {p: pv, s: sv, tau: tb}
             assert A.mmse_sparse_series(pv, rv) == pytest.approx(float(derived["mmse_sparse_two_term"].subs(sub)), rel=1e-13)
+            three = derived["mmse_sparse_three_term"].subs(sub).subs(sp.Symbol("C_phi", positive=True), derived["C_phi"])
+            assert A.mmse_sparse_series(pv, rv, 3) == pytest.approx(float(three), rel=1e-13)
             assert A.jumprelu_sparse_series(pv, rv) == pytest.approx(float(derived["jumprelu_sparse_two_term"].subs(sub)), rel=1e-13)
             lead = float(derived["relu_sparse_leading"].subs({p: pv, r: rv, ell: lv}))
             assert A.relu_sparse_series(pv, rv, 1) == pytest.approx(lead, rel=1e-13)
@@ -179,3 +181,28 @@ def test_relu_over_mmse_rises_with_r_to_its_bound_K() -> None:
         assert np.all(ratio <= K * (1 + 1e-9)), p
     K = A.relu_sparse_constant(np.logspace(-12, np.log10(0.99), 60)).K
     assert np.all(np.diff(K) < 0)
+
+
+def test_mmse_boundary_constant_identity_and_three_term_series(sparse_exact) -> None:
+    """Step 5: the boundary loss D equals C_φ = ∫ φ²/Φ (30 digits), and with it the MMSE's
+    three-term series has a remainder O(s/τ_B) (measured coefficient → −1.645)."""
+    import mpmath as mp
+
+    with mp.workdps(30):
+        c_phi = mp.quad(lambda x: mp.npdf(x) ** 2 / mp.ncdf(x), [-mp.inf, -10, 0, 10, mp.inf])
+
+        def v(t):
+            lam = mp.npdf(t) / mp.ncdf(t)
+            return 1 - t * lam - lam**2
+
+        D = mp.quad(lambda t: (1 if t > 0 else 0) - mp.ncdf(t) * v(t), [-mp.inf, -10, 0, 10, mp.inf])
+        assert abs(D - c_phi) < mp.mpf(10) ** -25
+        assert abs(float(c_phi) - A.C_PHI) < 1e-15
+    for r in (0.1, 0.5):
+        ex = sparse_exact[r]
+        three = A.mmse_sparse_series(P_SEQ, r, 3) / ex["mmse"] - 1
+        two = A.mmse_sparse_series(P_SEQ, r, 2) / ex["mmse"] - 1
+        assert _decreasing(three)
+        assert np.all(np.abs(three) < np.abs(two))
+        scaled = three * A.bayes_threshold(P_SEQ, r) / ex["s"]
+        assert np.all(np.abs(scaled) < 2.0)
