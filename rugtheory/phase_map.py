@@ -5,6 +5,8 @@ At each ``(p, r)`` the candidates are
 * the symmetric optimum :math:`L^*(p, r)` (the Persian rug, THEORY §4);
 * every polytope of :func:`rugtheory.structures.standard_constructions` with its best gain and bias;
 * dropped features (``r = 0``, loss ``v = p/3 - p^2/4``) and dedicated features (``r = 1``, loss 0);
+* untied antipodal pairs (one hidden unit, ``W_in = [1, -t]``, t = 1/3 at small p: 25 p^2/162,
+  7.4% below the tied pairs' p^2/6), see :func:`rugtheory.structures.untied_pair_loss`;
 * a rug of antipodal pairs ("paired rug", r <= 1/2, large-n Gaussian interference
   :math:`\sigma^2 = a^2 v(1/r - 2)`), see :func:`rugtheory.structures.paired_rug_loss`;
 * **mixtures**: a fraction ``f`` of the features in structure A (ratio ``r_A``) and the rest in
@@ -32,6 +34,7 @@ from .structures import (
     dropped_loss,
     optimal_paired_rug_loss,
     optimal_structure_loss,
+    optimal_untied_pairs,
     regular_polygon,
     regular_simplex,
     standard_constructions,
@@ -155,6 +158,7 @@ def _vertices(p: np.ndarray, constructions: list[Construction]) -> list[list[_Ve
     v = dropped_loss(p)
     opts = [optimal_structure_loss(c, p) for c in constructions]
     prug = optimal_paired_rug_loss(p[:, None], PAIRED_RUG_RATIO_GRID[None, :])
+    untied = optimal_untied_pairs(p)
     out = []
     for i in range(p.size):
         pts = [_Vertex("dropped", 0.0, float(v[i]), 0.0, float(p[i] / 2)), _Vertex("dedicated", 1.0, 0.0, 1.0, 0.0)]
@@ -164,6 +168,8 @@ def _vertices(p: np.ndarray, constructions: list[Construction]) -> list[list[_Ve
             for j, rr in enumerate(RUG_RATIO_GRID)
             if rr < 1.0  # r' = 1 is the dedicated point
         ]
+        # untied pairs: two gains/biases; the vertex records feature 1's (the full set is in UntiedPairs)
+        pts.append(_Vertex("untied pairs", 0.5, float(untied.loss[i]), float(untied.gain1[i]), float(untied.bias1[i])))
         pts += [
             _Vertex("paired rug", float(rr), float(prug.loss[i, j]), float(prug.gain[i, j]), float(prug.bias[i, j]))
             for j, rr in enumerate(PAIRED_RUG_RATIO_GRID)

@@ -78,6 +78,11 @@ __all__ = [
     "construction_weights",
     "mixture_weights",
     "model_loss_monte_carlo",
+    "UntiedPairs",
+    "untied_pair_loss",
+    "optimal_untied_pairs",
+    "untied_pair_weights",
+    "UNTIED_PAIR_ASYMMETRIES",
     "PairedRug",
     "paired_rug_loss",
     "optimal_paired_rug_loss",
@@ -585,3 +590,86 @@ def paired_rug_weights(n_pairs: int, m: int, gain: float, bias: float, *, seed: 
     w_in = np.hstack([rug.W_in, -rug.W_in])
     w_out = gain * np.vstack([rug.W_out, -rug.W_out])
     return w_in, w_out, np.full(2 * n_pairs, float(bias))
+
+
+# --------------------------------------------------------------------------------------------------
+# untied (asymmetric) antipodal pairs
+
+#: Asymmetries t searched by :func:`optimal_untied_pairs` (t = 1 is the tied pair; the small-p
+#: optimum is t = 1/3, and the loss is flat to ~1e-3 within +-0.05 of it).
+UNTIED_PAIR_ASYMMETRIES = (1.0, 0.8, 0.6, 0.5, 0.45, 0.4, 0.37, 1.0 / 3.0, 0.3, 0.27, 0.25, 0.2, 0.15)
+
+
+def untied_pair_loss(p: np.ndarray | float, t: float, gain: tuple[float, float] = (1.0, 1.0),
+                     bias: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    r"""Exact per-feature loss of an *untied* antipodal pair with asymmetry ``t`` (r = 1/2).
+
+    One hidden unit, ``W_in = [1, -t]``, ``W_out = [g_1, -g_2/t]^T``:
+
+    .. math:: W = \begin{pmatrix} g_1 & -g_1 t \\ -g_2/t & g_2 \end{pmatrix}\quad(\text{rank } 1),
+
+    so feature 1 hears its partner at ``-t`` and feature 2 at ``-1/t``. Tied weights force
+    ``t = 1``. At ``g = 1, b = 0`` the only error is when both are on:
+    :math:`E\min(U, tV)^2 = t^2/3 - t^3/6` and :math:`E\min(V, U/t)^2 = 1/3 - t/6`, so the loss is
+    :math:`p^2 (1/3 + t^2/3 - t^3/6 - t/6)/2`, minimised at ``t = 1/3``: ``25 p^2/162`` against
+    ``p^2/6`` for the tied pair (7.4% lower). Returns the mean over the two features.
+    """
+    t = float(check_finite(t, "t"))
+    if not 0 < t <= 1:
+        raise ValueError(f"t must be in (0, 1], got {t!r}")
+    p = check_probability(p)
+    g1, g2 = check_finite(gain[0], "gain"), check_finite(gain[1], "gain")
+    if min(float(np.min(g1)), float(np.min(g2))) <= 0:
+        raise ValueError(f"gain must be in (0, inf), got {gain!r}")
+    b1, b2 = check_finite(bias[0], "bias"), check_finite(bias[1], "bias")
+    one = _loss_from_corners(_corners((round(-t, 15),)), g1, b1, p)
+    two = _loss_from_corners(_corners((round(-1.0 / t, 15),)), g2, b2, p)
+    return (one + two) / 2.0
+
+
+@dataclass(frozen=True)
+class UntiedPairs:
+    """Best untied pair at each p: asymmetry ``t`` and each feature's gain and bias (arrays over p)."""
+
+    p: np.ndarray
+    loss: np.ndarray
+    t: np.ndarray
+    gain1: np.ndarray
+    bias1: np.ndarray
+    gain2: np.ndarray
+    bias2: np.ndarray
+
+
+def optimal_untied_pairs(p: np.ndarray | float) -> UntiedPairs:
+    """Minimise :func:`untied_pair_loss` over ``t`` in :data:`UNTIED_PAIR_ASYMMETRIES` and each feature's g, b.
+
+    Given ``t`` the two features decouple (each has its own gain and bias), so each is the
+    single-partner optimum of :func:`optimal_structure_loss` with coefficient ``-t`` or ``-1/t``.
+    """
+    p_arr = check_probability(p)
+    key = tuple(np.atleast_1d(p_arr).ravel().tolist())
+    best = None
+    for t in UNTIED_PAIR_ASYMMETRIES:
+        l1, g1, b1 = _optimize_cached((round(-t, 15),), key)
+        l2, g2, b2 = _optimize_cached((round(-1.0 / t, 15),), key)
+        cand = ((l1 + l2) / 2.0, np.full(len(key), t), g1, b1, g2, b2)
+        if best is None:
+            best = cand
+        else:
+            better = cand[0] < best[0]
+            best = tuple(np.where(better, c, b) for c, b in zip(cand, best))
+    shape = p_arr.shape
+    return UntiedPairs(p_arr, *(x.reshape(shape) for x in best))
+
+
+def untied_pair_weights(n_pairs: int, t: float, gain: tuple[float, float], bias: tuple[float, float],
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Explicit weights of ``n_pairs`` untied pairs (features ``2k, 2k+1`` share hidden unit ``k``)."""
+    n_pairs = check_int(n_pairs, "n_pairs", low=1)
+    w_in = np.zeros((n_pairs, 2 * n_pairs))
+    w_out = np.zeros((2 * n_pairs, n_pairs))
+    k = np.arange(n_pairs)
+    w_in[k, 2 * k], w_in[k, 2 * k + 1] = 1.0, -t
+    w_out[2 * k, k], w_out[2 * k + 1, k] = gain[0], -gain[1] / t
+    b = np.tile([bias[0], bias[1]], n_pairs).astype(float)
+    return w_in, w_out, b

@@ -206,3 +206,38 @@ def test_paired_rug_bad_ratio() -> None:
 
     with pytest.raises(ValueError, match=r"r must be in \(0, 0.5\] for a rug of antipodal pairs"):
         paired_rug_loss(0.1, 0.6, 1.0, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# untied (asymmetric) pairs
+
+
+def test_untied_pairs_closed_form_and_optimum() -> None:
+    from rugtheory.structures import optimal_untied_pairs, untied_pair_loss
+
+    p = np.array([1e-12, 1e-4, 0.01, 0.3, 1.0])
+    # independent derivation: E min(U, tV)^2 = t^2/3 - t^3/6, E min(V, U/t)^2 = 1/3 - t/6 (t <= 1)
+    for t in (1.0, 0.5, 1 / 3, 0.2):
+        want = p**2 * (1 / 3 + t**2 / 3 - t**3 / 6 - t / 6) / 2
+        np.testing.assert_allclose(untied_pair_loss(p, t), want, rtol=1e-12)
+    np.testing.assert_allclose(untied_pair_loss(p, 1 / 3), 25 * p**2 / 162, rtol=1e-12)
+    o = optimal_untied_pairs(p)
+    tied = optimal_structure_loss(antipodal_pairs(), p).loss
+    assert np.all(o.loss <= tied * (1 + 1e-12))
+    assert o.t[1] == pytest.approx(1 / 3)  # small p: the analytic optimum
+    assert o.loss[1] / tied[1] == pytest.approx(25 / 27, rel=1e-5)
+
+
+def test_untied_pairs_monte_carlo_twin() -> None:
+    from rugtheory.structures import optimal_untied_pairs, untied_pair_loss, untied_pair_weights
+
+    p = 0.1
+    o = optimal_untied_pairs(p)
+    gains, biases = (float(o.gain1), float(o.gain2)), (float(o.bias1), float(o.bias2))
+    w = untied_pair_weights(100, float(o.t), gains, biases)
+    assert np.linalg.matrix_rank(w[1] @ w[0]) == 100
+    mean, se = model_loss_monte_carlo(*w, p, n_samples=8000, seed=4)
+    assert abs(mean - float(o.loss)) < K_SE * se
+    assert float(untied_pair_loss(p, float(o.t), gains, biases)) == pytest.approx(float(o.loss), rel=1e-12)
+    with pytest.raises(ValueError, match=r"t must be in \(0, 1\]"):
+        untied_pair_loss(p, 1.5)
