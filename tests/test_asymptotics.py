@@ -28,7 +28,8 @@ def _sym(name: str) -> sp.Symbol:
 
 
 def test_runtime_series_are_the_derived_expressions(derived: dict[str, sp.Expr]) -> None:
-    """The numpy formulas evaluate exactly the sympy-derived expressions (to rounding)."""
+    """The numpy formulas evaluate exactly the sympy-derived expressions (to rounding: both are
+    the same few floating-point operations, so rel=1e-13 is generous)."""
     ell, Lam, p, r, s, v, k3 = (_sym(n) for n in ("ell", "Lambda", "p", "r", "s", "v", "kappa3"))
     tau = sp.Symbol("tau_B", positive=True)
     for pv in [1e-12, 1e-6, 3e-3]:
