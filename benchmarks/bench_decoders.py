@@ -6,6 +6,8 @@
 2. Accuracy against the mpmath oracle (30 digits) at grid points and at the extremes
    p = 1e−12 and r = 1e−6: worst relative error per decoder.
 3. ReLU against the foundation's ``optimal_symmetric_loss`` on the grid (two different routes).
+4. TopK simulated on a Persian rug (p = 0.05, r = 1/4) at growing n against its large-n threshold
+   equivalent (JumpReLU with gain and shift).
 """
 
 from __future__ import annotations
@@ -71,6 +73,17 @@ def bench_foundation() -> float:
     return float(np.max(np.abs(decoders.relu_decoder_optimum(P, R).loss / optimal_symmetric_loss(P, R).loss - 1)))
 
 
+def bench_topk() -> list[tuple[int, float, float, float, int, float, float]]:
+    from rugtheory.topk import topk_rug_loss
+
+    out = []
+    for n in (256, 1024, 4096):
+        t0 = time.perf_counter()
+        res = topk_rug_loss(0.05, n, n // 4, n_samples=4000, seed=1)
+        out.append((n, res.loss, res.stderr, res.large_n_loss, res.k, res.large_n_k, time.perf_counter() - t0))
+    return out
+
+
 def main() -> None:
     print(_load())
     print("\n1. full decoder table on the paper's 20x20 grid (seconds; target < 5 s for the table)")
@@ -81,6 +94,10 @@ def main() -> None:
     for name, err in bench_oracle().items():
         print(f"{name:<16} {err:.1e}")
     print(f"\n3. ReLU optimum vs foundation optimal_symmetric_loss on the grid: max rel diff {bench_foundation():.1e}")
+    print("\n4. TopK on a random-row Hadamard rug, p = 0.05, m = n/4, 4000 samples (half to fit k, gain, shift)")
+    print(f"{'n':>6} {'held-out loss':>14} {'SE':>9} {'large-n':>10} {'(loss/large-n - 1)':>19} {'k':>5} {'n P(y>θ*)':>10} {'s':>6}")
+    for n, loss, se, big, k, kstar, sec in bench_topk():
+        print(f"{n:>6} {loss:14.5e} {se:9.1e} {big:10.5e} {loss / big - 1:19.4f} {k:>5} {kstar:10.1f} {sec:6.1f}")
 
 
 if __name__ == "__main__":
