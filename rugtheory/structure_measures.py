@@ -17,10 +17,12 @@ dedicated 1, dropped 0, antipodal pair 1/2, simplex (k-1)/k, polygon 2/k, rug ``
 polytope mixture with the same ``r`` have the same mean D but different distributions.
 
 Negative partners: for learned features (``W_ii > learned_threshold``) the normalised coupling
-:math:`\rho_{ij} = W_{ij}/\sqrt{W_{ii}W_{jj}}` is -1 for an antipodal partner and -1/(k-1) inside a
-simplex, while a rug row has entries of size :math:`\sqrt{(1/r-1)/n}` of either sign. Features are
-linked when both :math:`\rho_{ij}` and :math:`\rho_{ji}` are below ``-partner_threshold``; the
-connected components are the clusters.
+:math:`\rho_{ij} = W_{ij}/\sqrt{W_{ii}W_{jj}}` is -1 for a tied antipodal partner and -1/(k-1)
+inside a simplex, while a rug row has entries of size :math:`\sqrt{(1/r-1)/n}` of either sign. An
+*untied* pair has :math:`\rho_{12} = -t\sqrt{g_1/g_2}`, :math:`\rho_{21} = -\sqrt{g_2/g_1}/t` (rank one),
+so the pair strength used is the geometric mean :math:`\kappa_{ij} = \sqrt{\rho_{ij}\rho_{ji}}` over
+pairs with both couplings negative (1 for any antipodal pair, tied or not). Features are linked when
+:math:`\kappa_{ij}` exceeds ``partner_threshold``; the connected components are the clusters.
 """
 
 from __future__ import annotations
@@ -59,9 +61,10 @@ class StructureMeasures:
     d_row, d_col : per-feature dimensionalities; ``sum_d_row <= m``.
     learned : bool mask, ``W_ii > learned_threshold``.
     strongest_partner : per learned feature, min_j rho_ij (NaN for unlearned features).
+    partner_strengths : (n, 3) the three largest kappa_ij of each learned feature (NaN if unlearned).
     cluster_sizes : size of the negative-partner cluster of each learned feature (1 = no partner).
     fractions : share of all n features that are unlearned, dedicated (D_row > 0.9, no partner),
-        in antipodal pairs (cluster of 2 with rho < -0.7), in other clusters, or diffuse (learned,
+        in antipodal pairs (cluster of 2 with kappa > 0.7), in other clusters, or diffuse (learned,
         no strong partner, D_row <= 0.9: the rug-like case).
     """
 
@@ -69,6 +72,7 @@ class StructureMeasures:
     d_col: np.ndarray
     learned: np.ndarray
     strongest_partner: np.ndarray
+    partner_strengths: np.ndarray
     cluster_sizes: np.ndarray
     fractions: dict[str, float]
 
@@ -86,9 +90,9 @@ def structure_measures(w_in: np.ndarray, w_out: np.ndarray, *, learned_threshold
                        partner_threshold: float = 0.3) -> StructureMeasures:
     """Feature dimensionalities and negative-partner clusters of a model (see module docstring).
 
-    ``partner_threshold = 0.3`` sits well above the largest entry of a rug row at the sizes
-    studied (``sqrt((1/r - 1)/n)`` times ~3 for the extreme of n entries: 0.19 at n = 256, r = 0.5)
-    and well below pairs (1) and triangles (0.5).
+    ``partner_threshold = 0.3`` sits well above the largest kappa of a Persian rug at the sizes
+    studied (its entries are ``sqrt((1/r - 1)/n)``: 0.06 at n = 256, r = 0.5, 0.11 at r = 0.25, ~3x
+    that at the extreme of n entries) and well below pairs (1) and triangles (0.5).
     """
     d_row, d_col = feature_dimensionality(w_in, w_out)
     w = np.asarray(w_out, float) @ np.asarray(w_in, float)
@@ -104,12 +108,17 @@ def structure_measures(w_in: np.ndarray, w_out: np.ndarray, *, learned_threshold
     strongest = np.full(n, np.nan)
     if idx.size > 1:
         strongest[idx] = np.nanmin(rho[np.ix_(idx, idx)], axis=1)
-    link = np.nan_to_num(rho, nan=0.0) < -partner_threshold
-    link &= link.T
+    r0 = np.nan_to_num(rho, nan=0.0)
+    both_negative = (r0 < 0) & (r0.T < 0)
+    kappa = np.where(both_negative, np.sqrt(np.abs(r0 * r0.T)), 0.0)
+    top = np.full((n, 3), np.nan)
+    if idx.size > 3:
+        top[idx] = -np.sort(-kappa[np.ix_(idx, idx)], axis=1)[:, :3]
+    link = kappa > partner_threshold
     _, comp = connected_components(csr_matrix(link), directed=False)
     sizes = np.bincount(comp)[comp]
     sizes = np.where(learned, sizes, 0)
-    pair = learned & (sizes == 2) & (strongest < -0.7)
+    pair = learned & (sizes == 2) & (np.max(kappa, axis=1) > 0.7)
     dedicated = learned & (sizes == 1) & (d_row > 0.9)
     diffuse = learned & (sizes == 1) & ~dedicated
     other = learned & ~pair & ~dedicated & ~diffuse
@@ -120,4 +129,4 @@ def structure_measures(w_in: np.ndarray, w_out: np.ndarray, *, learned_threshold
         "other clusters": float(np.mean(other)),
         "diffuse": float(np.mean(diffuse)),
     }
-    return StructureMeasures(d_row, d_col, learned, strongest, sizes, fractions)
+    return StructureMeasures(d_row, d_col, learned, strongest, top, sizes, fractions)

@@ -73,3 +73,15 @@ def test_persian_rug_is_diffuse() -> None:
 def test_bad_shapes() -> None:
     with pytest.raises(ValueError, match="W_in must be m x n"):
         feature_dimensionality(np.ones((3, 5)), np.ones((3, 5)))
+
+
+def test_untied_pairs_count_as_pairs() -> None:
+    from rugtheory.structures import untied_pair_weights
+
+    w_in, w_out, _ = untied_pair_weights(40, 1 / 3, (1.1, 0.9), (0.0, 0.0))
+    meas = structure_measures(w_in, w_out)
+    assert meas.fractions["pairs"] == 1.0
+    np.testing.assert_allclose(meas.partner_strengths[:, 0], 1.0, rtol=1e-12)  # kappa = 1 for any t
+    # rows of W: feature 1 hears (g1, -g1 t): D = 1/(1 + t^2) = 0.9; feature 2 (-g2/t, g2): D = 0.1
+    np.testing.assert_allclose(meas.d_row, np.tile([0.9, 0.1], 40), rtol=1e-12)
+    assert meas.sum_d_row == pytest.approx(40)

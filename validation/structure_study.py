@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["StudyPoint", "DEFAULT_GRID", "study_configs", "analyse_model", "run_study", "markdown_table", "main"]
+__all__ = ["StudyPoint", "DEFAULT_GRID", "study_configs", "analyse_model", "run_study", "reanalyse", "markdown_table",
+           "main"]
 
 #: (p, r) points chosen so that the phase map predicts different winners (see the report).
 DEFAULT_GRID: tuple[tuple[float, float], ...] = (
@@ -81,6 +82,8 @@ def analyse_model(model: Any) -> dict[str, Any]:
         "d_row_quantiles": np.quantile(meas.d_row, [0.1, 0.5, 0.9]).tolist(),
         "mean_d_col": float(np.mean(meas.d_col)),
         "strongest_partner_median": float(np.nanmedian(meas.strongest_partner)) if meas.learned.any() else None,
+        "partner_strength_medians": (np.nanmedian(meas.partner_strengths, axis=0).tolist()
+                                     if np.isfinite(meas.partner_strengths).any() else None),
         "diag_mean": float(diag.mean()), "diag_std": float(diag.std()),
     }
 
@@ -113,22 +116,59 @@ def run_study(out: str | Path, configs: list[Any], *, save_weights: bool = True)
     return rows
 
 
+def reanalyse(out: str | Path) -> list[dict[str, Any]]:
+    """Re-read a study's saved weights and results and analyse them again (no training).
+
+    Use after the measures or the phase map change; rewrites ``structure_study.json``/``.md``.
+    """
+    from types import SimpleNamespace
+
+    from safetensors.numpy import load_file
+
+    from validation.train import TrainConfig
+
+    out = Path(out)
+    meta = json.loads((out / "structure_study.json").read_text())
+    rows = []
+    for i, old in enumerate(meta["models"]):
+        w = load_file(str(out / f"model_{i}.safetensors"))
+        model = SimpleNamespace(
+            config=TrainConfig.from_dict(old["config"]), W_in=w["W_in"].astype(np.float64),
+            W_out=w["W_out"].astype(np.float64), b=w["b"].astype(np.float64), heldout_loss=old["heldout_loss"],
+            heldout_se=old["heldout_se"], converged=old["converged"], converged_step=old["converged_step"],
+            steps_run=old["steps_run"], status=old["status"], train_seconds=old["train_seconds"],
+            history=[tuple(h) for h in old["loss_history_tail"]],
+        )
+        row = analyse_model(model)
+        row["config"] = old["config"]
+        row["loss_history_tail"] = old["loss_history_tail"]
+        rows.append(row)
+    meta["models"] = rows
+    (out / "structure_study.json").write_text(json.dumps(meta, indent=1, default=float))
+    (out / "structure_study.md").write_text(markdown_table(rows))
+    return rows
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """One line per model: prediction, measured structure, losses, convergence."""
     lines = [
         "| n | p | r | predicted winner | measured: unlearned / dedicated / pairs / clusters / diffuse | mean D_row | "
-        "trained loss ± SE | converged (step) | predicted | L* | trained/predicted |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "top-3 partner κ (medians) | trained loss ± SE | converged (step) | predicted | L* | trained/predicted | "
+        "trained/L* |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in rows:
         f = x["fractions"]
         meas = " / ".join(f"{f[k]:.2f}" for k in ("unlearned", "dedicated", "pairs", "other clusters", "diffuse"))
         conv = f"yes ({x['converged_step']})" if x["converged"] else f"NO ({x['steps_run']} steps)"
-        ratio = f"{x['trained_over_predicted']:.2f}" if x["converged"] else "(not counted)"
+        ratio = f"{x['trained_over_predicted']:.3f}" if x["converged"] else "(not counted)"
+        ratio_sym = f"{x['trained_over_symmetric']:.3f}" if x["converged"] else "(not counted)"
+        kap = x.get("partner_strength_medians")
+        kap_s = " / ".join(f"{k:.2f}" for k in kap) if kap else "-"
         lines.append(
             f"| {x['n']} | {x['p']:g} | {x['r']:.3g} | {x['predicted_winner']} | {meas} | {x['mean_d_row']:.3f} | "
-            f"{x['heldout_loss']:.4e} ± {x['heldout_se']:.1e} | {conv} | {x['predicted_loss']:.4e} | "
-            f"{x['symmetric_loss']:.4e} | {ratio} |"
+            f"{kap_s} | {x['heldout_loss']:.4e} ± {x['heldout_se']:.1e} | {conv} | {x['predicted_loss']:.4e} | "
+            f"{x['symmetric_loss']:.4e} | {ratio} | {ratio_sym} |"
         )
     return "\n".join(lines) + "\n"
 
