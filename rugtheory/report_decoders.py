@@ -71,14 +71,19 @@ def _plots(ctx: ReportContext) -> tuple[str, str, str]:
     rs = (0.1, 0.5, 0.9)
     tabs = {r: decoders.decoder_table(p, np.full_like(p, r)) for r in rs}
 
-    fig, axes = plt.subplots(1, len(rs), figsize=(13, 4.2), sharey=True)
-    for ax, r in zip(axes, rs):
+    fig, axes = plt.subplots(2, len(rs), figsize=(13, 7.5), sharey="row", sharex=True)
+    for j, r in enumerate(rs):
+        scale = p * tabs[r].s ** 2  # the leading order p s² of every sparse decoder
         for key, label, color in _DECODERS:
-            ax.loglog(p, getattr(tabs[r], key), label=label, color=color, lw=1.4 if key != "mmse" else 1.0, ls="--" if key == "mmse" else "-")
-        ax.set_title(f"r = {r:g}")
-        ax.set_xlabel("p")
-    axes[0].set_ylabel("optimal per-feature loss")
-    axes[0].legend(fontsize=7)
+            kw = dict(label=label, color=color, lw=1.4 if key != "mmse" else 1.0, ls="--" if key == "mmse" else "-")
+            axes[0, j].loglog(p, getattr(tabs[r], key), **kw)
+            axes[1, j].loglog(p, getattr(tabs[r], key) / scale, **kw)
+        axes[0, j].set_title(f"r = {r:g}")
+        axes[1, j].set_xlabel("p")
+        axes[1, j].set_ylim(0.5, 100)
+    axes[0, 0].set_ylabel("optimal per-feature loss")
+    axes[1, 0].set_ylabel("loss / (p s²)")
+    axes[0, 0].legend(fontsize=7)
     fig.suptitle("Each decoder's optimal loss on y = x + sZ, s² = v(1/r − 1)")
     fig.tight_layout()
     f1 = "decoders_loss_vs_p.png"
