@@ -33,6 +33,15 @@ def test_tiny_study_writes_results_and_counts_only_converged(tmp_path) -> None:
         assert meas.fractions == pytest.approx(row["fractions"])  # saved weights are the analysed ones
         assert meas.sum_d_row <= row["m"] + 1e-6
     table = markdown_table(rows)
-    assert table.count("(not counted)") == 2
+    assert table.count("(not counted)") == 4  # two ratio columns per model
     saved = json.loads((tmp_path / "structure_study.json").read_text())
     assert len(saved["models"]) == 2
+
+
+def test_reanalyse_reproduces_the_analysis(tmp_path) -> None:
+    from validation.structure_study import reanalyse, run_study, study_configs
+
+    rows = run_study(tmp_path, study_configs(((0.1, 0.5),), n=16, steps=50, batch=64))
+    again = reanalyse(tmp_path)
+    for key in ("fractions", "mean_d_row", "predicted_winner", "heldout_loss", "converged"):
+        assert again[0][key] == pytest.approx(rows[0][key])
