@@ -259,6 +259,7 @@ def rug_loss_monte_carlo(
     max_samples = check_int(max_samples, "max_samples", low=min_samples)
     n = rug.n
     rng = np.random.default_rng(np.random.SeedSequence([seed, n, 0x727567]))
+    nu_rng = np.random.default_rng(np.random.SeedSequence([seed, n, 0x6E75]))  # rows for ν: data stream untouched
     mu = rug.mean_shift(p)
     from rugtheory.symmetric import data_moments
 
@@ -298,7 +299,7 @@ def rug_loss_monte_carlo(
         ])
         acc.add(rows)
         if k_nu and nu_kept < nu_max:
-            cols = rng.integers(0, n, size=(b, k_nu))
+            cols = nu_rng.integers(0, n, size=(b, k_nu))
             picked = np.take_along_axis(nu, cols, axis=1).ravel()
             nu_parts.append(picked[: nu_max - nu_kept])
             nu_kept += nu_parts[-1].size
