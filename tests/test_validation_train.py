@@ -250,3 +250,19 @@ def test_config_validation_names_parameter():
         TrainConfig(n=8, m=2, p=0.1, optimizer="sgd")
     with pytest.raises(ValueError, match="share n"):
         train_models([TrainConfig(n=8, m=2, p=0.1), TrainConfig(n=9, m=2, p=0.1)])
+
+
+@pytest.mark.gpu
+def test_cuda_training_padded_equals_alone_and_is_deterministic():
+    """On CUDA (skipped without it): the same guarantees as on the CPU, with CUDA's own streams.
+
+    float64 so that cuBLAS's order of summation cannot blur the comparison (1e-9 absolute)."""
+    configs = [_cfg(m=3, seed=1, steps=200, check_every=100, window=100),
+               _cfg(m=20, seed=2, p=0.05, steps=200, check_every=100, window=100)]
+    together = train_models(configs, device="cuda", max_padding=1.0)
+    again = train_models(configs, device="cuda", max_padding=1.0)
+    for cfg, got, rep in zip(configs, together, again):
+        (alone,) = train_models([cfg], device="cuda")
+        np.testing.assert_allclose(got.W_in, alone.W_in, atol=1e-9, rtol=0)
+        np.testing.assert_array_equal(got.W_in, rep.W_in)
+        assert got.status == "ok" and math.isfinite(got.heldout_loss)
