@@ -14,6 +14,8 @@ from rugtheory.optimum import (
     zero_loss,
 )
 from rugtheory.persian_rug import PersianRug, RugScalars, persian_rug, theory_scalars
+from rugtheory.finite_n import FiniteNLoss, exact_loss_from_factors, exact_loss_from_weights
+from rugtheory.edgeworth import EdgeworthLoss, edgeworth_loss_from_weights
 from rugtheory.phase_map import ExpectedStructure, PhaseMap, expected_structure
 from rugtheory.symmetric import (
     DataMoments,
@@ -60,4 +62,5 @@ __all__ = [
     "DecoderTable", "decoder_table",
     "PersianRug", "RugScalars", "persian_rug", "theory_scalars",
     "ExpectedStructure", "PhaseMap", "expected_structure",
+    "FiniteNLoss", "exact_loss_from_factors", "exact_loss_from_weights", "EdgeworthLoss", "edgeworth_loss_from_weights",
 ]

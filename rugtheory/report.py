@@ -24,6 +24,7 @@ SECTIONS: list[str] = [
     "rugtheory.report_phase_map:section",
     "rugtheory.report_rug:section",
     "rugtheory.report_decoders:section",
+    "rugtheory.report_finite_n:section",
 ]
 
 
