@@ -61,6 +61,7 @@ def analyse_model(model: Any) -> dict[str, Any]:
     cfg = model.config
     r = cfg.m / cfg.n
     meas = structure_measures(model.W_in, model.W_out)
+    full = np.isfinite(meas.partner_strengths).all(axis=1)  # learned features with >= 3 learned partners
     exp = expected_structure(cfg.p, r)
     hist = np.asarray(model.history, dtype=float)
     w = model.W_out @ model.W_in
@@ -81,9 +82,9 @@ def analyse_model(model: Any) -> dict[str, Any]:
         "mean_d_row": float(np.mean(meas.d_row)), "sum_d_row_over_m": meas.sum_d_row / cfg.m,
         "d_row_quantiles": np.quantile(meas.d_row, [0.1, 0.5, 0.9]).tolist(),
         "mean_d_col": float(np.mean(meas.d_col)),
-        "strongest_partner_median": float(np.nanmedian(meas.strongest_partner)) if meas.learned.any() else None,
-        "partner_strength_medians": (np.nanmedian(meas.partner_strengths, axis=0).tolist()
-                                     if np.isfinite(meas.partner_strengths).any() else None),
+        "strongest_partner_median": (float(np.median(meas.strongest_partner[np.isfinite(meas.strongest_partner)]))
+                                     if np.isfinite(meas.strongest_partner).any() else None),
+        "partner_strength_medians": (np.median(meas.partner_strengths[full], axis=0).tolist() if full.any() else None),
         "diag_mean": float(diag.mean()), "diag_std": float(diag.std()),
     }
 
