@@ -63,11 +63,17 @@ def plot_loss_curves(path, ps=CURVE_P) -> None:  # noqa: ANN001
 
     from rugtheory.optimum import linear_loss, optimal_symmetric_loss
     from rugtheory.phase_map import construction_curve, phase_map
-    from rugtheory.structures import antipodal_pairs, regular_polygon, regular_simplex
+    from rugtheory.structures import (
+        antipodal_pairs,
+        optimal_paired_rug_loss,
+        optimal_untied_pairs,
+        regular_polygon,
+        regular_simplex,
+    )
 
     r = np.linspace(0.01, 1.0, 100)
     cons = [antipodal_pairs(), regular_simplex(3), regular_simplex(4), regular_simplex(8), regular_polygon(5),
-            regular_polygon(6), regular_polygon(8)]
+            regular_polygon(6)]
     best = phase_map(np.asarray(ps), r)
     fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 4.2), sharey=False)
     colors = plt.cm.tab10(np.linspace(0, 1, 10))
@@ -77,6 +83,12 @@ def plot_loss_curves(path, ps=CURVE_P) -> None:  # noqa: ANN001
         ax.plot(r, linear_loss(p, r) / z, color="0.6", ls=":", label="(1-r)v linear / dedicated+dropped")
         for c, col in zip(cons, colors):
             ax.plot(r, construction_curve(c, p, r) / z, color=col, lw=1, label=c.name)
+        low = r <= 0.5
+        ax.plot(r[low], optimal_paired_rug_loss(p, r[low]).loss / z, color="m", lw=1.5, label="paired rug")
+        ut = float(optimal_untied_pairs(p).loss)
+        v = p / 3 - p * p / 4
+        ax.plot(r, np.where(r <= 0.5, 2 * r * ut + (1 - 2 * r) * v, 2 * (1 - r) * ut) / z, color="c", lw=1,
+                ls="-.", label="untied pairs")
         ax.plot(r, best.loss[i] / z, "r--", lw=1.5, label="best (envelope)")
         ax.set_yscale("log")
         ax.set_ylim(max(float(np.min(best.loss[i][best.loss[i] > 0]) / z) / 3, 1e-6), 1.2)
@@ -105,10 +117,12 @@ def section(ctx: ReportContext) -> str:
     plot_loss_curves(ctx.path("phase_map_curves.png"))
     lines = ["## Phase map: where the symmetric theory holds (THEORY §10)", ""]
     lines += [
-        "Candidates at each (p, r): the symmetric optimum L*; antipodal pairs, regular simplices (3–10) and "
-        "regular polygons (5–8), each with its best gain and bias and an exact loss (box-spline closed form); "
-        "dropped (loss v) and dedicated (loss 0) features; and every mixture of two of them in orthogonal "
-        "subspaces (the lower convex envelope in r, rug blocks at any r' included).",
+        "Candidates at each (p, r): the symmetric optimum L*; antipodal pairs (tied, and untied with "
+        "W_in = [1, -t]), regular simplices (3–10) and regular polygons (5, 6), each with its best gain and "
+        "bias and an exact loss (box-spline closed form); a rug of antipodal pairs (r ≤ 1/2, large-n "
+        "Gaussian interference σ² = a²v(1/r − 2)); dropped (loss v) and dedicated (loss 0) features; and "
+        "every mixture of two of them in orthogonal subspaces (the lower convex envelope in r, rug blocks "
+        "at any r' included).",
         "",
         f"Symmetric L* wins at {np.mean(m.winner == 0):.0%} of the {m.p.size}×{m.r.size} grid "
         f"(p in [{MAP_P[0]:g}, {MAP_P[-1]:g}], r in [{MAP_R[0]:g}, 1]); the best structure reaches "
@@ -142,5 +156,20 @@ def section(ctx: ReportContext) -> str:
                 z = f"{(mean - float(o.loss)) / se:+.2f}"
             lines.append(f"| {con.name} | {con.ratio:.3g} | {p:g} | {float(o.gain):.4f} | {float(o.bias):+.4f} | "
                          f"{float(o.loss):.4e} | {lstar:.4e} | {float(o.loss) / lstar:.3f} | {z} |")
-    lines.append("")
+    from rugtheory.structures import optimal_paired_rug_loss, optimal_untied_pairs
+
+    lines += ["", "Untied pairs (exact; t = 1/3 gives 25p²/162 at g = 1, b = 0) and the rug of pairs (large-n):", "",
+              "| structure | r | p | loss | L*(p, r) | loss/L* | t or (a*, b*) |", "|---|---|---|---|---|---|---|"]
+    for p in (1e-3, 0.05):
+        u = optimal_untied_pairs(p)
+        lstar = float(optimal_symmetric_loss(p, 0.5).loss)
+        lines.append(f"| untied pairs | 0.5 | {p:g} | {float(u.loss):.4e} | {lstar:.4e} | {float(u.loss) / lstar:.3f} | "
+                     f"t = {float(u.t):.3f} |")
+        for r in (0.1, 0.25, 0.4):
+            o = optimal_paired_rug_loss(p, r)
+            lstar = float(optimal_symmetric_loss(p, r).loss)
+            lines.append(f"| paired rug | {r:g} | {p:g} | {float(o.loss):.4e} | {lstar:.4e} | "
+                         f"{float(o.loss) / lstar:.3f} | ({float(o.gain):.3f}, {float(o.bias):+.3f}) |")
+    lines += ["", "Trained models against this map: `python -m validation.structure_study --out DIR` (not run by the "
+              "report: it trains for ~10 CPU-minutes).", ""]
     return "\n".join(lines)
