@@ -257,8 +257,8 @@ def expected_structure(p: float, r: float, *, constructions: list[Construction] 
     Examples
     --------
     >>> e = expected_structure(0.01, 0.5)
-    >>> e.winner, round(e.loss / (0.01**2 / 6), 3), round(e.symmetric_loss / e.loss, 1)
-    ('pairs', 1.0, 5.6)
+    >>> e.winner, round(e.loss / (25 * 0.01**2 / 162), 3), round(e.symmetric_loss / e.loss, 1)
+    ('untied pairs', 1.0, 6.1)
     """
     p_arr = check_probability(p)
     r_arr = check_ratio(r)
