@@ -13,7 +13,9 @@
 
 The machine is shared: every row prints the 1-minute load average before and after it and the
 torch thread count; CPU seconds are printed beside wall seconds.
-Environment: RUGTHEORY_BENCH_QUICK=1 shortens every stage (smoke test).
+Environment: RUGTHEORY_BENCH_QUICK=1 shortens every stage (smoke test); RUGTHEORY_BENCH_THREADS=k
+sets torch's CPU threads (on a loaded shared machine 1 thread avoids OpenMP threads waiting for
+each other; CPU seconds are then a load-independent measure).
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ def main() -> None:
     from validation.train import TrainConfig, train_models
 
     quick = os.environ.get("RUGTHEORY_BENCH_QUICK") == "1"
+    if os.environ.get("RUGTHEORY_BENCH_THREADS"):
+        torch.set_num_threads(int(os.environ["RUGTHEORY_BENCH_THREADS"]))
     single_steps = 300 if quick else SINGLE_STEPS
     grid_steps = 50 if quick else GRID_STEPS
     naive_steps = 20 if quick else NAIVE_STEPS
@@ -84,7 +88,7 @@ def main() -> None:
           "speed-up vs 1660 s | load |\n|---|---|---|---|---|---|---|---|")
     print(f"| validation.train (reference recipe) | {model.steps_run} | {model.heldout_loss:.4e} ± "
           f"{model.heldout_se:.1e} | {wall:.1f} | {cpu:.1f} | {1e3 * wall / model.steps_run:.2f} | "
-          f"{REFERENCE_SECONDS / wall:.1f}x | {load} |")
+          f"{REFERENCE_SECONDS / wall:.1f}x (wall), {REFERENCE_SECONDS / cpu:.1f}x (CPU s) | {load} |")
     print(f"| reference (THEORY §9 / issue) | ~10000 | {REFERENCE_LOSS:.2e} (last-minibatch loop) | "
           f"{REFERENCE_SECONDS:.0f} | | | 1x | |")
     steps_to_ref = next((s for s, v in model.confirm_history if v <= REFERENCE_LOSS * 1.003), None)

@@ -28,6 +28,16 @@ TINY_TRAIN = {"steps": 200, "batch": 128, "eval_samples": 2000, "check_every": 1
               "min_steps": 100, "confirm_samples": 256}
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models; a second OpenMP thread only waits on a busy shared machine
+    yield
+    torch.set_num_threads(old)
+
+
 def _count(db: Path) -> int:
     try:
         con = sqlite3.connect(db, timeout=5)
@@ -146,3 +156,18 @@ def test_sweep_cli_bad_input_exits_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "validation.sweep", "--out", str(tmp_path), "--n", "16", "--r",
                            "0.5", "--p", "2"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "p must be" in done.stderr
+
+
+def test_rugtheory_validate_writes_section(tmp_path):
+    """``rugtheory validate`` end to end on a tiny grid: store, figures, tables."""
+    from rugtheory.cli import main
+
+    rc = main(["validate", "--out", str(tmp_path), "--n", "16", "--r", "0.25,0.5", "--p", "0.1,0.3", "--steps",
+               "100", "--rug", "none", "--no-progress", "--device", "cpu", "--name", "cli", "--threads", "1"])
+    assert rc == 0
+    text = (tmp_path / "validation.md").read_text()
+    assert "### Predicted vs measured" in text and text.count("| 16 |") >= 4 + 1  # 4 runs + summary row
+    for name in ("validation_loss_vs_r.png", "validation_loss_vs_p.png", "validation_heatmaps_n16.png",
+                 "validation_predicted_vs_measured.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    assert len(ResultStore(tmp_path).rows(sweep="cli")) == 4
