@@ -243,9 +243,11 @@ def rug_loss_monte_carlo(
         Stopping bounds (checked after each batch). The sequential stop adds a bias far below the
         SE (the SE estimate at ≥ 32 samples is only weakly correlated with the mean).
     nu_per_sample, nu_max : int
-        Interference values kept per sample (default ``ceil(nu_max / min_samples)``, at most n) and
-        in all, for the KS test. Values of one sample share its number of active features; that
-        common fluctuation is ``O(1/sqrt(pn))`` of σ, far below what 20,000 values resolve.
+        Interference values kept per sample (default ``ceil(nu_max / min_samples)``, at most
+        ``n/16``) and in all, for the KS test and the sampled moments. Values of one sample are
+        dependent (they share its active features: correlation ``v W_ij (1/r − 2)/σ²`` and a common
+        scale fluctuation ``O(1/sqrt(pn))``), so few per sample are kept at small n where samples
+        are cheap.
     """
     p = float(check_probability(p))
     alpha = float(check_finite(alpha, "alpha"))
@@ -274,7 +276,7 @@ def rug_loss_monte_carlo(
     nu_kept = 0
     nu_max = check_int(nu_max, "nu_max", low=0)
     if nu_per_sample is None:
-        nu_per_sample = -(-nu_max // min_samples)
+        nu_per_sample = max(1, min(n // 16, -(-nu_max // min_samples)))
     k_nu = min(n, check_int(nu_per_sample, "nu_per_sample", low=0))
     wall0, cpu0 = time.perf_counter(), time.process_time()
     reached = False
