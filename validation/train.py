@@ -332,7 +332,7 @@ def heldout_loss(
     w_out = torch.as_tensor(np.asarray(W_out), device=dev, dtype=w_in.dtype).unsqueeze(0)
     bb = torch.as_tensor(np.asarray(b), device=dev, dtype=w_in.dtype).unsqueeze(0)
     pp = torch.tensor([[[float(check_probability(p))]]], device=dev, dtype=w_in.dtype)
-    mean, se = _loss_on(w_in, w_out, bb, pp, [check_seed(seed)], "eval", samples, 8192)
+    mean, se = _loss_on(w_in, w_out, bb, pp, [check_seed(seed)], "eval", samples, EVAL_ROWS)
     return float(mean[0]), float(se[0])
 
 
@@ -444,9 +444,13 @@ def _buckets(configs: Sequence[TrainConfig], max_padding: float) -> list[list[in
     return [sorted(b) for b in out]
 
 
+#: Rows per evaluation chunk. Fixed, so that a config's held-out and confirmation samples are the
+#: same whatever else is in the batch (the sparse sampler's draws depend on the chunk shape).
+EVAL_ROWS = 1024
+
+
 def _eval_chunk(instances: int, n: int) -> int:
-    """Rows per evaluation chunk: at most 2^26 entries (256 MiB in float32) per data tensor."""
-    return max(256, min(8192, (1 << 26) // max(1, instances * n)))
+    return EVAL_ROWS
 
 
 def train_models(
