@@ -1,7 +1,9 @@
-"""``rugtheory predict``: L*(p, r) with its optimiser and the baselines (THEORY §3–5).
+"""``rugtheory predict``: L*(p, r) with its optimiser and the baselines (THEORY §3–5), and the
+structure expected to win at (p, r) among the competing constructions of THEORY §10.
 
 Several values per flag evaluate the whole (p, r) grid. ``--json`` prints one JSON object per
 point (JSON Lines: a single point gives exactly one object); ``--csv FILE`` writes the grid.
+``--no-structures`` skips the phase-map comparison (L* only, fastest).
 Only numpy/scipy are imported on this path (no sympy, matplotlib or torch).
 """
 
@@ -18,6 +20,8 @@ __all__ = ["add_parser", "run", "FIELDS"]
 
 #: Output columns, in order.
 FIELDS = ["p", "r", "loss", "a", "b", "sigma", "theta", "s", "zero_loss", "linear_loss", "linear_loss_no_bias"]
+#: Extra columns from :func:`rugtheory.phase_map.expected_structure` (absent with --no-structures).
+STRUCTURE_FIELDS = ["expected_structure", "expected_loss", "expected_over_symmetric"]
 
 
 def _number(text: str) -> float:
@@ -38,9 +42,14 @@ def add_parser(sub: Any) -> None:
     ps.add_argument("--r", type=_number, nargs="+", required=True, metavar="R", help="compression ratio m/n, in (0, 1]")
     ps.add_argument("--json", action="store_true", help="print one JSON object per (p, r) point")
     ps.add_argument("--csv", metavar="FILE", help="also write the grid as CSV to FILE")
+    ps.add_argument(
+        "--no-structures",
+        action="store_true",
+        help="skip the comparison with competing structures (pairs, polytopes, mixtures; THEORY §10)",
+    )
 
 
-def compute(ps: list[float], rs: list[float]) -> list[dict[str, float]]:
+def compute(ps: list[float], rs: list[float], *, structures: bool = True) -> list[dict[str, Any]]:
     """Records for the grid ``ps x rs`` (p varies slowest)."""
     import numpy as np
 
@@ -50,7 +59,20 @@ def compute(ps: list[float], rs: list[float]) -> list[dict[str, float]]:
     p = check_probability(np.asarray(ps, dtype=float), "p")
     r = check_ratio(np.asarray(rs, dtype=float), "r")
     P, R = np.meshgrid(p, r, indexing="ij")
-    return optimal_symmetric_loss(P, R).records()
+    records: list[dict[str, Any]] = optimal_symmetric_loss(P, R).records()
+    if structures:
+        from rugtheory.phase_map import expected_structure
+
+        for rec in records:
+            e = expected_structure(rec["p"], rec["r"])
+            rec["expected_structure"] = e.winner
+            rec["expected_loss"] = e.loss
+            rec["expected_over_symmetric"] = e.ratio_to_symmetric
+            rec["components"] = [
+                {"name": c.name, "ratio": c.ratio, "fraction": c.fraction, "loss": c.loss, "gain": c.gain, "bias": c.bias}
+                for c in e.components
+            ]
+    return records
 
 
 def _fmt(x: float) -> str:
@@ -58,20 +80,31 @@ def _fmt(x: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    records = compute(args.p, args.r)
+    structures = not args.no_structures
+    records = compute(args.p, args.r, structures=structures)
+    fields = FIELDS + (STRUCTURE_FIELDS if structures else [])
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=FIELDS, extrasaction="ignore")
+            w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
             w.writeheader()
             for rec in records:
-                w.writerow({k: repr(rec[k]) for k in FIELDS})
+                w.writerow({k: rec[k] if isinstance(rec[k], str) else repr(rec[k]) for k in fields})
     out = sys.stdout
     if args.json:
+        keys = fields + (["components"] if structures else [])
         for rec in records:
-            out.write(json.dumps({k: rec[k] for k in FIELDS}) + "\n")
+            out.write(json.dumps({k: rec[k] for k in keys}) + "\n")
         return 0
     widths = {k: max(len(k), 16) for k in FIELDS}
     out.write("  ".join(k.rjust(widths[k]) for k in FIELDS) + "\n")
     for rec in records:
         out.write("  ".join(_fmt(rec[k]).rjust(widths[k]) for k in FIELDS) + "\n")
+    if structures:
+        out.write("\nExpected structure (lowest large-n loss among L* and the constructions of THEORY §10):\n")
+        for rec in records:
+            parts = ", ".join(f"{c['fraction']:.3g} of features in {c['name']} at r'={c['ratio']:.3g}" for c in rec["components"])
+            out.write(
+                f"  p={_fmt(rec['p'])} r={_fmt(rec['r'])}: {rec['expected_structure']}, loss {_fmt(rec['expected_loss'])}"
+                f" = {rec['expected_over_symmetric']:.4g} x L*  ({parts})\n"
+            )
     return 0

@@ -64,3 +64,20 @@ def test_predict_path_stays_light():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+def test_predict_reports_expected_structure(capsys):
+    # THEORY §10: at r = 1/2, p = 0.01 antipodal pairs beat L* by ~5.6x; the phase map must say that
+    # a pair structure wins (tied p^2/6 or the untied 25p^2/162) and report its loss beside L*.
+    assert main(["predict", "--p", "0.01", "--r", "0.5", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert "pairs" in rec["expected_structure"]
+    assert rec["expected_loss"] <= 0.01**2 / 6 * (1 + 1e-9)
+    assert rec["expected_over_symmetric"] == pytest.approx(rec["expected_loss"] / rec["loss"], rel=1e-12)
+    assert sum(c["fraction"] for c in rec["components"]) == pytest.approx(1.0)
+
+
+def test_predict_without_structures(capsys):
+    assert main(["predict", "--p", "0.01", "--r", "0.5", "--json", "--no-structures"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert "expected_structure" not in rec and rec["loss"] > 0
