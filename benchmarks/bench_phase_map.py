@@ -14,7 +14,7 @@ import numpy as np
 def _clear_caches() -> None:
     from rugtheory import structures
 
-    structures._optimize_cached.cache_clear()
+    structures._clear_optimizer_cache()
     structures._corners.cache_clear()
 
 

@@ -31,6 +31,8 @@ from ._validate import check_probability, check_ratio
 from .optimum import optimal_symmetric_loss
 from .structures import (
     Construction,
+    PairedRug,
+    _prefetch_optima,
     dropped_loss,
     optimal_paired_rug_loss,
     optimal_structure_loss,
@@ -152,12 +154,23 @@ def _lower_hull(points: list[_Vertex]) -> list[_Vertex]:
     return hull
 
 
-def _vertices(p: np.ndarray, constructions: list[Construction]) -> list[list[_Vertex]]:
-    """All envelope ingredients at each p (list over p)."""
+def _paired_rugs(p: np.ndarray, r_extra: np.ndarray) -> tuple[PairedRug, PairedRug]:
+    """Paired rugs at the grid ratios and at ``r_extra`` in ONE vectorised search (rows are independent)."""
+    both = optimal_paired_rug_loss(p[:, None], np.concatenate([PAIRED_RUG_RATIO_GRID, r_extra])[None, :])
+    k = PAIRED_RUG_RATIO_GRID.size
+    split = [PairedRug(both.p[:, s], both.r[:, s], both.loss[:, s], both.gain[:, s], both.bias[:, s])
+             for s in (slice(None, k), slice(k, None))]
+    return split[0], split[1]
+
+
+def _vertices(p: np.ndarray, constructions: list[Construction], prug: PairedRug | None = None) -> list[list[_Vertex]]:
+    """All envelope ingredients at each p (list over p); ``prug``: paired rugs at the grid ratios if known."""
     rug = optimal_symmetric_loss(p[:, None], RUG_RATIO_GRID[None, :])
     v = dropped_loss(p)
+    _prefetch_optima(constructions, p)  # every polytope and the untied pairs in one batch
     opts = [optimal_structure_loss(c, p) for c in constructions]
-    prug = optimal_paired_rug_loss(p[:, None], PAIRED_RUG_RATIO_GRID[None, :])
+    if prug is None:
+        prug = _paired_rugs(p, np.empty(0))[0]
     untied = optimal_untied_pairs(p)
     out = []
     for i in range(p.size):
@@ -226,12 +239,12 @@ def phase_map(p: np.ndarray, r: np.ndarray, *, constructions: list[Construction]
     sym = optimal_symmetric_loss(p[:, None], r[None, :]).loss
     paired = np.full((p.size, r.size), np.inf)
     low = r <= 0.5
-    if low.any():
-        paired[:, low] = optimal_paired_rug_loss(p[:, None], r[None, low]).loss
+    prug_grid, prug_at_r = _paired_rugs(p, r[low])
+    paired[:, low] = prug_at_r.loss
     loss = np.empty((p.size, r.size))
     winner = np.empty((p.size, r.size), dtype=int)
     labels: list[str] = ["symmetric"]
-    for i, pts in enumerate(_vertices(p, cons)):
+    for i, pts in enumerate(_vertices(p, cons, prug_grid)):
         hull = _lower_hull(pts)
         env, seg = _envelope(hull, r)
         for j in range(r.size):
@@ -268,13 +281,15 @@ def expected_structure(p: float, r: float, *, constructions: list[Construction] 
     cons = _standard() if constructions is None else list(constructions)
     sym = optimal_symmetric_loss(pf, rf)
     sym_loss = float(sym.loss)
-    hull = _lower_hull(_vertices(np.array([pf]), cons)[0])
+    p1 = np.array([pf])
+    prug_grid, pr = _paired_rugs(p1, np.array([rf]) if rf <= 0.5 else np.empty(0))
+    hull = _lower_hull(_vertices(p1, cons, prug_grid)[0])
     env, seg = _envelope(hull, np.array([rf]))
     if rf <= 0.5:
-        pr = optimal_paired_rug_loss(pf, rf)
-        if float(pr.loss) < min(env[0], sym_loss) * (1.0 - PAIRED_TIE):
-            comp = (Component("paired rug", rf, 1.0, float(pr.loss), float(pr.gain), float(pr.bias)),)
-            return ExpectedStructure(pf, rf, "paired rug", float(pr.loss), sym_loss, comp)
+        if float(pr.loss[0, 0]) < min(env[0], sym_loss) * (1.0 - PAIRED_TIE):
+            loss, gain, bias = float(pr.loss[0, 0]), float(pr.gain[0, 0]), float(pr.bias[0, 0])
+            comp = (Component("paired rug", rf, 1.0, loss, gain, bias),)
+            return ExpectedStructure(pf, rf, "paired rug", loss, sym_loss, comp)
     if sym_loss <= env[0] * (1.0 + TIE_TOLERANCE):
         comp = (Component("rug", rf, 1.0, sym_loss, float(sym.a), float(sym.b)),)
         return ExpectedStructure(pf, rf, "symmetric", sym_loss, sym_loss, comp)

@@ -313,43 +313,142 @@ _STEP_TOL = 1e-8
 _MAX_ELEMENTS = 1_500_000  # corner-axis elements per evaluation chunk (memory ~ 12 MB per array)
 
 
-def _loss_chunked(cn: _Corners, log_g: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Loss for (P, S) arrays of (log g, b) at p of shape (P, 1), chunked over P to bound memory."""
-    rows = max(1, _MAX_ELEMENTS // (log_g.shape[1] * len(cn.coef)))
-    out = np.empty(log_g.shape)
-    for s in range(0, log_g.shape[0], rows):
-        sl = slice(s, s + rows)
-        out[sl] = _loss_from_corners(cn, np.exp(log_g[sl]), b[sl], p[sl])
-    return out
+class _Batch:
+    """Box-spline terms of several constructions at several p, flattened for one vectorised evaluation.
+
+    A *row* is one (construction, p) pair (construction-major). The constant factors of every term,
+    ``p^N (1-p)^(K-N) coef`` and the factorials, are computed once here; an evaluation only gathers
+    them for the rows it needs, so one call serves every construction (the per-call overhead of
+    numpy dominated when each small construction was optimised on its own).
+    """
+
+    def __init__(self, cns: list[_Corners], p: np.ndarray) -> None:
+        n_p = p.size
+        self.p = np.tile(p, len(cns))
+        self.k = np.repeat([float(cn.n_partners) for cn in cns], n_p)
+        self.len = np.repeat([len(cn.coef) for cn in cns], n_p)
+        self.start = np.cumsum(self.len) - self.len
+        n = np.concatenate([np.tile(cn.count, n_p) for cn in cns])
+        coef = np.concatenate([np.tile(cn.coef, n_p) for cn in cns])
+        self.offset = np.concatenate([np.tile(cn.offset, n_p) for cn in cns])
+        pe = np.repeat(self.p, self.len)
+        ke = np.repeat(self.k, self.len)
+        k_max = int(max(cn.n_partners for cn in cns))
+        self.fact2 = np.array([2.0 / math.factorial(2 + i) for i in range(k_max + 1)])[n]
+        self.fact3 = np.array([6.0 / math.factorial(3 + i) for i in range(k_max + 1)])[n]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            self.w0 = pe**n * (1.0 - pe) ** (ke - n) * coef
+        self.n, self.pe, self.has_partner = n, pe, n > 0
+
+    def loss(self, rows: np.ndarray, log_g: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Exact loss at (A, S) arrays of (log g, b) for the rows ``rows`` (A,), chunked to bound memory."""
+        out = np.empty(log_g.shape)
+        csum = np.cumsum(log_g.shape[1] * self.len[rows])
+        s = 0
+        while s < rows.size:
+            done = int(csum[s - 1]) if s else 0
+            e = max(s + 1, int(np.searchsorted(csum, done + _MAX_ELEMENTS, side="right")))
+            out[s:e] = self._loss(rows[s:e], log_g[s:e], b[s:e])
+            s = e
+        return out
+
+    def _loss(self, rows: np.ndarray, log_g: np.ndarray, b: np.ndarray) -> np.ndarray:
+        n_s = log_g.shape[1]
+        g, b = np.exp(log_g).ravel(), b.ravel()
+        trial_len = np.repeat(self.len[rows], n_s)
+        seg = np.cumsum(trial_len) - trial_len
+        el_trial = np.repeat(np.arange(g.size), trial_len)
+        el = np.repeat(np.repeat(self.start[rows], n_s) - seg, trial_len) + np.arange(el_trial.size)
+        ge, be, n, pe = g[el_trial], b[el_trial], self.n[el], self.pe[el]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            weight = self.w0[el] / ge**n
+        off = self.offset[el]
+        lo = np.maximum(be + ge * off, 0.0)
+        hi = np.maximum(be + ge + ge * off, 0.0)
+        f2 = self.fact2[el]
+        m_b2 = f2 * lo ** (2 + n)
+        m_hi2 = f2 * hi ** (2 + n)
+        m_diff3 = self.fact3[el] * (hi ** (3 + n) - lo ** (3 + n))
+        b_part = (1.0 / (3.0 * ge) + 1.0 / (3.0 * ge**2)) * m_diff3 - m_hi2 / ge
+        b_part = np.where(self.has_partner[el], b_part, 0.0)  # the S = {} term is added below in stable form
+        total = np.add.reduceat(weight * ((1.0 - pe) * m_b2 + pe * b_part), seg)
+        p = np.repeat(self.p[rows], n_s)
+        with np.errstate(divide="ignore"):
+            log_p0 = np.repeat(self.k[rows], n_s) * np.log1p(-p)
+        loss = total - p / 3.0 * np.expm1(log_p0) + np.exp(log_p0) * p * _alone_error(g, b)
+        return loss.reshape(log_g.shape)
 
 
-def _optimize_vectorized(cn: _Corners, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    p_col = p.reshape(-1, 1)
+def _optimize_batch(cns: list[_Corners], p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grid + pattern search of every construction at every p at once; arrays (len(cns), p.size)."""
+    bt = _Batch(cns, p)
+    n_rows = bt.p.size
     lg, bb = np.meshgrid(_LOG_G_GRID, _B_GRID, indexing="ij")
     lg, bb = lg.ravel(), bb.ravel()
-    grid = _loss_chunked(cn, np.broadcast_to(lg, (p.size, lg.size)), np.broadcast_to(bb, (p.size, bb.size)), p_col)
+    all_rows = np.arange(n_rows)
+    grid = bt.loss(all_rows, np.broadcast_to(lg, (n_rows, lg.size)), np.broadcast_to(bb, (n_rows, bb.size)))
     best = np.argmin(grid, axis=1)
     x = np.stack([lg[best], bb[best]], axis=1)
-    f = grid[np.arange(p.size), best]
-    step = np.tile([_LOG_G_GRID[1] - _LOG_G_GRID[0], _B_GRID[1] - _B_GRID[0]], (p.size, 1))
+    f = grid[all_rows, best]
+    step = np.tile([_LOG_G_GRID[1] - _LOG_G_GRID[0], _B_GRID[1] - _B_GRID[0]], (n_rows, 1))
     for _ in range(400):
         active = np.max(step, axis=1) > _STEP_TOL
         if not active.any():
             break
         idx = np.flatnonzero(active)
         trial = x[idx, None, :] + _STENCIL[None] * step[idx, None, :]
-        vals = _loss_chunked(cn, trial[..., 0], trial[..., 1], p_col[idx])
+        vals = bt.loss(idx, trial[..., 0], trial[..., 1])
         j = np.argmin(vals, axis=1)
         improved = vals[np.arange(idx.size), j] < f[idx]
         x[idx[improved]] = trial[np.flatnonzero(improved), j[improved]]
         f[idx[improved]] = vals[np.flatnonzero(improved), j[improved]]
         step[idx[~improved]] *= 0.5
-    return f, np.exp(x[:, 0]), x[:, 1]
+    shape = (len(cns), p.size)
+    return f.reshape(shape), np.exp(x[:, 0]).reshape(shape), x[:, 1].reshape(shape)
 
 
-@lru_cache(maxsize=256)
-def _optimize_cached(coeff_key: tuple[float, ...], p_key: tuple[float, ...]) -> tuple[np.ndarray, ...]:
-    return _optimize_vectorized(_corners(coeff_key), np.asarray(p_key))
+#: (coefficient key, p values) -> (loss, gain, bias) of the optimiser; bounded by _CACHE_SIZE.
+_OPT_CACHE: dict[tuple[tuple[float, ...], tuple[float, ...]], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_CACHE_SIZE = 2048
+
+
+def _clear_optimizer_cache() -> None:
+    """Forget every cached optimum (benchmarks time cold caches)."""
+    _OPT_CACHE.clear()
+
+
+def _optimize_many(coeff_keys: list[tuple[float, ...]], p_key: tuple[float, ...],
+                   ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Optimum of each construction (by coefficient key) at the p values ``p_key``; the missing ones in one batch."""
+    missing = [k for k in dict.fromkeys(coeff_keys) if (k, p_key) not in _OPT_CACHE]
+    if missing:
+        if len(_OPT_CACHE) + len(missing) > _CACHE_SIZE:
+            _OPT_CACHE.clear()
+        loss, gain, bias = _optimize_batch([_corners(k) for k in missing], np.asarray(p_key, dtype=float))
+        for i, k in enumerate(missing):
+            _OPT_CACHE[(k, p_key)] = (loss[i], gain[i], bias[i])
+    return [_OPT_CACHE[(k, p_key)] for k in coeff_keys]
+
+
+def _coefficient_key(construction: Construction) -> tuple[float, ...]:
+    return tuple(np.round(construction.partner_coefficients, 15))
+
+
+def _untied_keys(t: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    return (round(-t, 15),), (round(-1.0 / t, 15),)
+
+
+def _prefetch_optima(constructions: list[Construction], p: np.ndarray | float, *, untied: bool = True) -> None:
+    """Optimise the constructions (and the untied pairs' single-partner problems) at ``p`` in one batch.
+
+    Later calls of :func:`optimal_structure_loss` / :func:`optimal_untied_pairs` at the same ``p``
+    values then read the cache. Purely a speed-up: results are those of the individual calls.
+    """
+    p_key = tuple(np.atleast_1d(check_probability(p)).ravel().tolist())
+    keys = [_coefficient_key(c) for c in constructions]
+    if untied:
+        keys += [k for t in UNTIED_PAIR_ASYMMETRIES for k in _untied_keys(t)]
+    _optimize_many(keys, p_key)
 
 
 def optimal_structure_loss(construction: Construction, p: np.ndarray | float) -> OptimizedStructure:
@@ -360,8 +459,7 @@ def optimal_structure_loss(construction: Construction, p: np.ndarray | float) ->
     vectorised over ``p``. Results are cached per ``(construction, p values)``.
     """
     p_arr = check_probability(p)
-    key = tuple(np.round(construction.partner_coefficients, 15))
-    loss, gain, bias = _optimize_cached(key, tuple(p_arr.ravel().tolist()))
+    (loss, gain, bias), = _optimize_many([_coefficient_key(construction)], tuple(p_arr.ravel().tolist()))
     shape = p_arr.shape
     return OptimizedStructure(construction, p_arr, loss.reshape(shape), gain.reshape(shape), bias.reshape(shape))
 
@@ -484,27 +582,38 @@ def paired_rug_loss(p: np.ndarray | float, r: np.ndarray | float, gain: np.ndarr
     crosses the data edges (``u = -θ`` and ``u = 1 - θ``, ``θ = -b/a``): relative error below 1e-6
     against 200 nodes over p in [1e-4, 0.3] (tests). At ``r = 1/2`` this is the exact pair loss.
     """
-    from .symmetric import symmetric_loss
-
     p = check_probability(p)
     r = _check_paired_ratio(r)
     a = check_finite(gain, "gain")
     if np.any(a <= 0):
         raise ValueError(f"gain must be in (0, inf), got {float(np.min(a))!r}")
     b = check_finite(bias, "bias")
+    return _paired_rug_unchecked(p, r, a, b)
+
+
+def _paired_rug_unchecked(p: np.ndarray, r: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`paired_rug_loss` for validated arrays, with ONE call of ``symmetric_loss``.
+
+    The plain term and the 3 x 12 Gauss-Legendre nodes of the pieces are stacked on a last axis of
+    37, so the per-call overhead of ``symmetric_loss`` is paid once (it dominated for small arrays).
+    """
+    from .symmetric import symmetric_loss
+
     a, b, p, r = np.broadcast_arrays(a, b, p, r)
     v = p / 3.0 - p * p / 4.0
     sig = a * np.sqrt(v * np.maximum(1.0 / r - 2.0, 0.0))
     th = -b / a
     e1 = np.clip(-th, 0.0, 1.0)
     e2 = np.maximum(e1, np.clip(1.0 - th, 0.0, 1.0))
-    edges = (np.zeros_like(th), e1, e2, np.ones_like(th))
-    on = np.zeros_like(th)
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        u = lo[..., None] + (hi - lo)[..., None] * _GL12_X
-        vals = symmetric_loss(a[..., None], b[..., None] - a[..., None] * u, sig[..., None], p[..., None])
-        on = on + (hi - lo) * np.sum(_GL12_W * vals, axis=-1)
-    return (1.0 - p) * symmetric_loss(a, b, sig, p) + p * on
+    lo = np.stack([np.zeros_like(th), e1, e2], axis=-1)  # (..., 3) pieces of [0, 1]
+    width = np.stack([e1, e2, np.ones_like(th)], axis=-1) - lo
+    u = (lo[..., None] + width[..., None] * _GL12_X).reshape(th.shape + (36,))
+    ae = a[..., None]
+    shifted = np.concatenate([b[..., None], b[..., None] - ae * u], axis=-1)
+    vals = symmetric_loss(ae, shifted, sig[..., None], p[..., None])
+    piece = np.sum(_GL12_W * vals[..., 1:].reshape(th.shape + (3, 12)), axis=-1)
+    on = width[..., 0] * piece[..., 0] + width[..., 1] * piece[..., 1] + width[..., 2] * piece[..., 2]
+    return (1.0 - p) * vals[..., 0] + p * on
 
 
 @dataclass(frozen=True)
@@ -523,10 +632,17 @@ _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 _GOLDEN_STEPS = 32
 
 
+def _losses_at_gains_1_2(theta: np.ndarray, p: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Paired-rug loss at ``(a, b) = (1, -θ)`` and ``(2, -2θ)`` in one stacked evaluation."""
+    theta, p, r = np.broadcast_arrays(theta, p, r)
+    gains = np.array([1.0, 2.0]).reshape((2,) + (1,) * theta.ndim)
+    both = _paired_rug_unchecked(p[None], r[None], gains, -gains * theta[None])
+    return both[0], both[1]
+
+
 def _profile(theta: np.ndarray, p: np.ndarray, r: np.ndarray) -> np.ndarray:
     """-N^2/D at threshold θ, from the loss at a = 1 and a = 2 (the loss is a^2 D - 2aN + p/3)."""
-    l1 = paired_rug_loss(p, r, 1.0, -theta)
-    l2 = paired_rug_loss(p, r, 2.0, -2.0 * theta)
+    l1, l2 = _losses_at_gains_1_2(theta, p, r)
     d = (l2 - 2.0 * l1 + p / 3.0) / 2.0
     n = (d + p / 3.0 - l1) / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -565,14 +681,13 @@ def optimal_paired_rug_loss(p: np.ndarray | float, r: np.ndarray | float) -> Pai
         fm = _profile(np.where(left, x1, x2), pf, rf)
         f1, f2 = np.where(left, fm, f2), np.where(left, f1, fm)
     theta = (lo + hi) / 2.0
-    l1 = paired_rug_loss(pf, rf, 1.0, -theta)
-    l2 = paired_rug_loss(pf, rf, 2.0, -2.0 * theta)
+    l1, l2 = _losses_at_gains_1_2(theta, pf, rf)
     d = (l2 - 2.0 * l1 + pf / 3.0) / 2.0
     n = (d + pf / 3.0 - l1) / 2.0
     a = np.where(d > 0, n / np.where(d > 0, d, 1.0), 1.0)
     a = np.where(a > 0, a, 1.0)
     b = -a * theta
-    loss = paired_rug_loss(pf, rf, a, b)
+    loss = _paired_rug_unchecked(pf, rf, a, b)
     return PairedRug(p, r, loss.reshape(shape), a.reshape(shape), b.reshape(shape))
 
 
@@ -648,10 +763,10 @@ def optimal_untied_pairs(p: np.ndarray | float) -> UntiedPairs:
     """
     p_arr = check_probability(p)
     key = tuple(np.atleast_1d(p_arr).ravel().tolist())
+    optima = _optimize_many([k for t in UNTIED_PAIR_ASYMMETRIES for k in _untied_keys(t)], key)
     best = None
-    for t in UNTIED_PAIR_ASYMMETRIES:
-        l1, g1, b1 = _optimize_cached((round(-t, 15),), key)
-        l2, g2, b2 = _optimize_cached((round(-1.0 / t, 15),), key)
+    for i, t in enumerate(UNTIED_PAIR_ASYMMETRIES):
+        (l1, g1, b1), (l2, g2, b2) = optima[2 * i], optima[2 * i + 1]
         cand = ((l1 + l2) / 2.0, np.full(len(key), t), g1, b1, g2, b2)
         if best is None:
             best = cand
