@@ -62,6 +62,7 @@ from rugtheory._validate import check_finite, check_int, check_probability, chec
 __all__ = [
     "FiniteNLoss",
     "exact_loss_from_weights",
+    "exact_loss_of_row",
     "exact_loss_from_factors",
     "interference_error_profile",
     "interference_log_mgf",
@@ -594,7 +595,8 @@ def exact_loss_from_weights(
     block_rows : int, keyword-only
         Rows processed together (memory ~ block_rows·n·8 bytes × a few).
     max_nodes : int, keyword-only
-        Cap on trapezoid nodes per row; if hit, ``row_error`` says how far from converged.
+        Cap on trapezoid nodes per row (further capped so that nodes·n·(n−1) ≤ 3e8, at least
+        1024); if hit, ``row_error`` says how far from converged.
 
     Returns
     -------
@@ -614,6 +616,9 @@ def exact_loss_from_weights(
     row_err = np.empty(n)
     nodes = np.empty(n, dtype=np.int64)
     direct = n <= 48
+    # work cap: about 3e8 entry-node evaluations per call (nodes x (n-1) x n); beyond it the
+    # truncation estimate in row_error reports how far from converged the sum is
+    max_nodes = int(min(max_nodes, max(1024, 3e8 // max(1, n * (n - 1)))))
     block_rows = max(1, min(block_rows, int(24_000_000 // (n * (_R + 2)))))
     for start in range(0, n, block_rows):
         sl = slice(start, min(n, start + block_rows))
@@ -628,6 +633,28 @@ def exact_loss_from_weights(
         sigma=sigma,
         nodes=nodes,
     )
+
+
+def exact_loss_of_row(w_row: object, i: int, b_i: float, p: object, *, tol: float = 1e-11) -> tuple[float, float]:
+    r"""Exact loss of one output i from its pre-activation row ``w_row`` (length n, diagonal at index i).
+
+    For matrices whose rows are permutations of each other (the Persian rug of THEORY §8, any
+    circulant), one row is the whole loss: :math:`O(n)` memory instead of :math:`O(n^2)`.
+    Returns ``(loss, error_estimate)``.
+    """
+    w = check_finite(w_row, "w_row")
+    if w.ndim != 1 or w.size < 1:
+        raise ValueError(f"w_row must be a 1-D array of length n >= 1, got shape {w.shape}")
+    i = check_int(i, "i", low=0, high=w.size - 1)
+    b_i = float(check_finite(b_i, "b_i"))
+    p = float(check_probability(p))
+    tol = float(tol)
+    if not (np.isfinite(tol) and tol >= 1e-13):
+        raise ValueError(f"tol must be in [1e-13, inf) (double-precision inversion), got {tol!r}")
+    off = np.delete(w, i)[None, :]
+    c = np.array([b_i + 0.5 * p * off.sum()])
+    val, err, _ = _invert_block(off, np.array([w[i]]), c, p, tol, off.shape[1] <= 48, 1 << 15)
+    return float(val[0]), float(err[0])
 
 
 def exact_loss_from_factors(W_in: object, W_out: object, b: object, p: object, **kwargs: object) -> FiniteNLoss:

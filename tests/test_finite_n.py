@@ -26,6 +26,7 @@ from rugtheory.finite_n import (
     enumeration_loss_from_weights,
     exact_loss_from_factors,
     exact_loss_from_weights,
+    exact_loss_of_row,
     interference_error_profile,
     interference_log_mgf,
     monte_carlo_loss_from_weights,
@@ -171,6 +172,15 @@ def test_zero_interference_rows_and_factors() -> None:
     W_in, W_out = rng.normal(size=(3, 7)), rng.normal(size=(7, 3)) * 0.3
     b7 = rng.normal(size=7) * 0.1
     assert exact_loss_from_factors(W_in, W_out, b7, p).loss == exact_loss_from_weights(W_out @ W_in, b7, p).loss
+
+
+def test_single_row_equals_matrix_rows() -> None:
+    p = 0.1
+    W, b = _tiny_model(7, seed=3)
+    ex = exact_loss_from_weights(W, b, p)
+    for i in (0, 4):
+        val, err = exact_loss_of_row(W[i], i, b[i], p)
+        assert abs(val - ex.row_loss[i]) <= err + ex.row_error[i]
 
 
 # --- Edgeworth --------------------------------------------------------------------------------

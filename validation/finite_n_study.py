@@ -34,7 +34,8 @@ from rugtheory.finite_n import exact_loss_from_weights
 from rugtheory.optimum import optimal_symmetric_loss
 from rugtheory.weights import predicted_loss_from_weights
 
-__all__ = ["StudyRow", "model_tag", "train_and_store", "load_model", "analyze_model", "best_rug", "fit_gap", "main"]
+__all__ = ["StudyRow", "model_tag", "train_and_store", "load_model", "analyze_model", "best_rug", "rug_scan",
+           "format_rug_table", "fit_gap", "fit_rug_gap", "format_table", "weight_structure_figure", "main"]
 
 
 def model_tag(n: int, m: int, p: float, seed: int) -> str:
@@ -89,6 +90,7 @@ class StudyRow:
     measured: float
     measured_se: float
     gaussian: float
+    first_order: float
     edgeworth: float
     exact: float
     exact_error: float
@@ -117,7 +119,7 @@ def analyze_model(W: np.ndarray, b: np.ndarray, p: float, *, measured: float, me
     sec = time.perf_counter() - t
     ed = edgeworth_loss_from_weights(W, b, p)
     return StudyRow(kind=kind, n=n, m=m, p=p, r=m / n, measured=measured, measured_se=measured_se,
-                    gaussian=predicted_loss_from_weights(W, b, p), edgeworth=ed.edgeworth, exact=ex.loss,
+                    gaussian=predicted_loss_from_weights(W, b, p), first_order=ed.first_order, edgeworth=ed.edgeworth, exact=ex.loss,
                     exact_error=ex.error, l_star=float(optimal_symmetric_loss(p, m / n).loss),
                     skewness=float(ed.cumulants.skewness.mean()), excess_kurtosis=float(ed.cumulants.excess_kurtosis.mean()),
                     converged=converged, seconds_exact=sec)
@@ -139,56 +141,107 @@ def best_rug(n: int, m: int, p: float, *, seed: int) -> tuple[float, float, floa
 
     def loss(theta: np.ndarray) -> float:
         alpha, beta = theta
-        return _row_loss(alpha * w_row, beta, p)
+        return _row_loss(alpha * w_row, beta, p, tol=1e-8)
 
     res = minimize(loss, x0=np.array([float(opt.a), float(opt.b)]), method="Nelder-Mead",
-                   options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 400})
+                   options={"xatol": 1e-4, "fatol": 1e-10, "maxiter": 120})
     return float(res.fun), float(res.x[0]), float(res.x[1])
 
 
-def _row_loss(w_row: np.ndarray, beta: float, p: float) -> float:
+def _row_loss(w_row: np.ndarray, beta: float, p: float, *, tol: float = 1e-9) -> float:
     """Exact loss of output 0 for pre-activation weights ``w_row`` (w_row[0] the diagonal) and bias beta."""
-    from rugtheory.finite_n import _invert_block
+    from rugtheory.finite_n import exact_loss_of_row
 
-    a = np.array([w_row[0]])
-    off = w_row[None, 1:]
-    c = np.array([beta + 0.5 * p * off.sum()])
-    val, _, _ = _invert_block(off, a, c, p, 1e-10, off.shape[1] <= 48, 1 << 15)
-    return float(val[0])
+    return exact_loss_of_row(w_row, 0, beta, p, tol=tol)[0]
+
+
+def rug_scan(ns: list[int], ps: list[float], r: float, *, seed: int) -> list[dict[str, float]]:
+    """Exact rug loss at the theory scalars and at re-optimised scalars, gap to L*, for each (n, p)."""
+    from rugtheory.persian_rug import persian_rug, theory_scalars
+
+    out = []
+    for p in ps:
+        l_star = float(optimal_symmetric_loss(p, r).loss)
+        for n in ns:
+            m = max(1, round(r * n))
+            rug = persian_rug(n, m, seed=seed)
+            sc = theory_scalars(rug, p)
+            w = np.asarray(rug.row(0), dtype=np.float64)
+            t0 = time.perf_counter()
+            lt = _row_loss(sc.alpha * w, sc.beta, p)
+            best, alpha, beta = best_rug(n, m, p, seed=seed)
+            out.append({"n": n, "p": p, "r": m / n, "pn": p * n, "theory_scalars": lt, "best": best, "alpha": alpha,
+                        "beta": beta, "l_star": l_star, "gap_theory": (lt - l_star) / l_star,
+                        "gap_best": (best - l_star) / l_star, "seconds": time.perf_counter() - t0})
+            print(f"rug n={n} p={p:g}: {lt:.6e} (theory scalars), {best:.6e} (best), L* {l_star:.6e}", flush=True)
+    return out
+
+
+def format_rug_table(rows: list[dict[str, float]]) -> str:
+    head = "| p | n | p·n | exact, theory scalars | gap | exact, best (α, β) | gap | α | β |\n|---|---|---|---|---|---|---|---|---|\n"
+    return head + "\n".join(
+        f"| {r['p']:g} | {r['n']} | {r['pn']:.1f} | {r['theory_scalars']:.5e} | {100 * r['gap_theory']:+.2f}% | "
+        f"{r['best']:.5e} | {100 * r['gap_best']:+.2f}% | {r['alpha']:.4f} | {r['beta']:.4f} |" for r in rows) + "\n"
+
+
+def _loglog(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    A = np.vstack([np.ones_like(x), np.log(x)]).T
+    coef, *_ = np.linalg.lstsq(A, np.log(y), rcond=None)
+    resid = np.log(y) - A @ coef
+    return float(math.exp(coef[0])), float(coef[1]), float(np.sqrt(np.mean(resid**2)))
 
 
 def fit_gap(rows: list[StudyRow]) -> dict[str, float]:
-    """Least-squares fits of |gap| = A n^-k and of |gap| = B (p n)^-j over the trained rows (log-log)."""
+    """Log-log fits of |gap| (gap = (measured − L*)/L*) against n for each p, and against p·n pooled.
+
+    Keys ``exponent_n_p<p>`` (|gap| ∝ n^exponent at that p, >= 2 sizes), ``exponent_pn`` and
+    ``prefactor_pn`` (pooled over all trained rows), and the rms residuals in log space.
+    """
     tr = [r for r in rows if r.kind == "trained" and r.gap != 0]
-    if len(tr) < 2:
-        return {}
-    g = np.log(np.abs([r.gap for r in tr]))
-    out = {}
-    for name, x in (("n", np.log([r.n for r in tr])), ("pn", np.log([r.p * r.n for r in tr]))):
-        A = np.vstack([np.ones_like(x), x]).T
-        coef, *_ = np.linalg.lstsq(A, g, rcond=None)
-        resid = g - A @ coef
-        out[f"exponent_{name}"] = float(-coef[1])
-        out[f"prefactor_{name}"] = float(math.exp(coef[0]))
-        out[f"rms_log_resid_{name}"] = float(np.sqrt(np.mean(resid**2)))
+    out: dict[str, float] = {}
+    for p in sorted({r.p for r in tr}):
+        sub = [r for r in tr if r.p == p]
+        if len({r.n for r in sub}) >= 2:
+            pre, k, res = _loglog(np.array([r.n for r in sub], float), np.abs([r.gap for r in sub]))
+            out[f"exponent_n_p{p:g}"] = k
+            out[f"rms_log_resid_n_p{p:g}"] = res
+    if len(tr) >= 2:
+        pre, k, res = _loglog(np.array([r.p * r.n for r in tr]), np.abs([r.gap for r in tr]))
+        out.update(exponent_pn=k, prefactor_pn=pre, rms_log_resid_pn=res)
     return out
+
+
+def fit_rug_gap(rug_rows: list[dict[str, float]], *, min_pn: float = 10.0) -> dict[str, float]:
+    """Log-log fit of the rug gap (theory scalars) against p·n over rows with p·n >= min_pn and gap > 0."""
+    sel = [r for r in rug_rows if r["pn"] >= min_pn and r["gap_theory"] > 0]
+    if len(sel) < 2:
+        return {}
+    pre, k, res = _loglog(np.array([r["pn"] for r in sel]), np.array([r["gap_theory"] for r in sel]))
+    return {"prefactor_pn": pre, "exponent_pn": k, "rms_log_resid": res, "points": float(len(sel))}
 
 
 def format_table(rows: list[StudyRow]) -> str:
     head = ("| kind | n | p | r | measured ± SE | Gaussian | Edgeworth | exact ± err | L* | gap vs L* | "
-            "Edgeworth closes | exact closes | skew | ex. kurt |\n|" + "---|" * 14 + "\n")
+            "κ3-only closes | Edgeworth closes | exact closes | skew | ex. kurt |\n|" + "---|" * 15 + "\n")
     lines = []
     for r in rows:
         lines.append(
             f"| {r.kind}{'' if r.converged else ' (not conv.)'} | {r.n} | {r.p:g} | {r.r:g} | {r.measured:.4e} ± {r.measured_se:.1e} | "
             f"{r.gaussian:.4e} | {r.edgeworth:.4e} | {r.exact:.4e} ± {r.exact_error:.0e} | {r.l_star:.4e} | {100 * r.gap:+.1f}% | "
-            f"{100 * r.closed(r.edgeworth):.0f}% | {100 * r.closed(r.exact):.0f}% | {r.skewness:+.2f} | {r.excess_kurtosis:+.2f} |"
+            f"{100 * r.closed(r.first_order):.0f}% | {100 * r.closed(r.edgeworth):.0f}% | {100 * r.closed(r.exact):.0f}% | {r.skewness:+.2f} | {r.excess_kurtosis:+.2f} |"
         )
     return head + "\n".join(lines) + "\n"
 
 
-def weight_structure_figure(W: np.ndarray, path: Path, *, title: str) -> dict[str, float]:
-    """Histogram of off-diagonal entries and the sorted entries of a few rows; returns summary numbers."""
+def weight_structure_figure(W: np.ndarray, path: Path, *, title: str, reference_row: np.ndarray | None = None,
+                            reference_label: str = "Persian rug row") -> dict[str, float]:
+    """Histogram of off-diagonal entries and sorted entries of a few rows; returns summary numbers.
+
+    Summary: ``sd`` of off-diagonal entries; ``share_of_sigma2_negative``: fraction of
+    :math:`\\sum_j W_{ij}^2` (the interference variance) carried by negative entries;
+    ``k_half``: mean number of entries per row (largest |W_ij| first) that carry half of it;
+    ``big_neg_per_row``: entries below −4 sd; ``min_entry_mean``: mean of each row's most negative entry.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,23 +250,34 @@ def weight_structure_figure(W: np.ndarray, path: Path, *, title: str) -> dict[st
     n = W.shape[0]
     off = W[~np.eye(n, dtype=bool)].reshape(n, n - 1)
     sd = off.std()
-    big_neg = (off < -4 * sd).sum(axis=1)
-    big_pos = (off > 4 * sd).sum(axis=1)
-    share_neg = float(((off < -4 * sd) * off**2).sum() / (off**2).sum())
+    sq = off**2
+    tot = sq.sum(axis=1, keepdims=True)
+    srt = -np.sort(-sq, axis=1)
+    k_half = (np.cumsum(srt, axis=1) < 0.5 * tot).sum(axis=1) + 1
+    info = {"sd": float(sd), "big_neg_per_row": float((off < -4 * sd).sum(axis=1).mean()),
+            "share_of_sigma2_negative": float((sq * (off < 0)).sum() / sq.sum()),
+            "k_half": float(k_half.mean()), "min_entry_mean": float(off.min(axis=1).mean()),
+            "max_entry_mean": float(off.max(axis=1).mean())}
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
     ax[0].hist(off.ravel(), bins=200, log=True, color="tab:blue")
     ax[0].set_xlabel("off-diagonal W_ij")
     ax[0].set_ylabel("count (log)")
     ax[0].set_title(title)
     for i in range(min(5, n)):
-        ax[1].plot(np.sort(off[i]), ".", ms=2)
+        ax[1].plot(np.sort(off[i]), ".", ms=2, label="trained rows" if i == 0 else None)
+    if reference_row is not None:
+        ref = np.sort(np.asarray(reference_row, dtype=np.float64))
+        ax[1].plot(np.linspace(0, n - 2, ref.size), ref, "k-", lw=1, label=reference_label)
+        ref_sq = ref**2
+        info["reference_k_half"] = float((np.cumsum(np.sort(ref_sq)[::-1]) < 0.5 * ref_sq.sum()).sum() + 1)
+        info["reference_share_negative"] = float((ref_sq * (ref < 0)).sum() / ref_sq.sum())
     ax[1].set_xlabel("rank within row")
-    ax[1].set_ylabel("sorted W_ij (5 rows)")
+    ax[1].set_ylabel("sorted off-diagonal W_ij")
+    ax[1].legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return {"sd": float(sd), "big_neg_per_row": float(big_neg.mean()), "big_pos_per_row": float(big_pos.mean()),
-            "share_of_sigma2_in_big_neg": share_neg, "min_entry_mean": float(off.min(axis=1).mean())}
+    return info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--steps", type=int, default=10_000)
     tr.add_argument("--threads", type=int, default=1)
+    rg = sub.add_parser("rugs", help="exact loss of Persian rugs (theory scalars and re-optimised scalars) vs n")
+    rg.add_argument("--n", type=int, nargs="+", default=[2**k for k in range(7, 16)])
+    rg.add_argument("--p", type=float, nargs="+", default=[0.02, 0.045, 0.1])
+    rg.add_argument("--r", type=float, default=0.25)
+    rg.add_argument("--seed", type=int, default=0)
+    rg.add_argument("--out", type=Path, default=None, help="also write rugs.json here")
     an = sub.add_parser("analyze")
     an.add_argument("--out", type=Path, required=True)
     an.add_argument("--rug-seed", type=int, default=0)
@@ -238,8 +308,16 @@ def main(argv: list[str] | None = None) -> int:
                    for n in args.n for p in args.p for r in args.r]
         train_and_store(configs, args.out, threads=args.threads)
         return 0
+    if args.cmd == "rugs":
+        rug_rows = rug_scan(args.n, args.p, args.r, seed=args.seed)
+        print(format_rug_table(rug_rows))
+        print(json.dumps(fit_rug_gap(rug_rows), indent=1))
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "rugs.json").write_text(json.dumps(rug_rows, indent=1))
+        return 0
     rows = []
-    for js in sorted(args.out.glob("*.json")):
+    for js in sorted(j for j in args.out.glob("n*_m*_p*_s*.json")):
         W_in, W_out, b, meta = load_model(args.out, js.stem)
         cfg = meta["config"]
         rows.append(analyze_model(W_out @ W_in, b, cfg["p"], measured=meta["heldout_loss"], measured_se=meta["heldout_se"],
@@ -248,6 +326,19 @@ def main(argv: list[str] | None = None) -> int:
     rows.sort(key=lambda r: (r.p, r.r, r.n))
     print(format_table(rows))
     print(json.dumps(fit_gap(rows), indent=1))
+    if (args.out / "rugs.json").exists():
+        print("rug fit (p·n >= 10):", json.dumps(fit_rug_gap(json.loads((args.out / "rugs.json").read_text()))))
+    tr = [r for r in rows if r.kind == "trained"]
+    if tr:
+        from rugtheory.persian_rug import persian_rug, theory_scalars
+
+        big = max(tr, key=lambda r: (r.n, r.p == 0.045))
+        W_in, W_out, _, _ = load_model(args.out, model_tag(big.n, big.m, big.p, 0))
+        rug = persian_rug(big.n, big.m, seed=args.rug_seed)
+        ref = theory_scalars(rug, big.p).alpha * np.asarray(rug.row(0), dtype=np.float64)[1:]
+        info = weight_structure_figure(W_out @ W_in, args.out / "weights.png", title=f"trained n={big.n}, p={big.p:g}, r={big.r:g}",
+                                       reference_row=ref)
+        print("weight structure:", json.dumps(info))
     return 0
 
 
