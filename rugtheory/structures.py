@@ -596,9 +596,23 @@ def _paired_rug_unchecked(p: np.ndarray, r: np.ndarray, a: np.ndarray, b: np.nda
     The plain term and the 3 x 12 Gauss-Legendre nodes of the pieces are stacked on a last axis of
     37, so the per-call overhead of ``symmetric_loss`` is paid once (it dominated for small arrays).
     """
+    a, b, p, r = np.broadcast_arrays(a, b, p, r)
+    if a.size <= _PAIRED_CHUNK:
+        return _paired_rug_chunk(p, r, a, b)
+    flat = [np.ravel(x) for x in (p, r, a, b)]
+    out = np.concatenate([_paired_rug_chunk(*(x[s:s + _PAIRED_CHUNK] for x in flat))
+                          for s in range(0, a.size, _PAIRED_CHUNK)])
+    return out.reshape(a.shape)
+
+
+#: Points per symmetric_loss call (x 37 nodes): large enough to amortise the call overhead, small
+#: enough that the temporaries stay in cache (one call on the whole 40 x 34 x 25 grid was 1.5x slower).
+_PAIRED_CHUNK = 1024
+
+
+def _paired_rug_chunk(p: np.ndarray, r: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from .symmetric import symmetric_loss
 
-    a, b, p, r = np.broadcast_arrays(a, b, p, r)
     v = p / 3.0 - p * p / 4.0
     sig = a * np.sqrt(v * np.maximum(1.0 / r - 2.0, 0.0))
     th = -b / a
