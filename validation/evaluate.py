@@ -59,9 +59,13 @@ def _flatten_scalars(obj: Any, prefix: str) -> dict[str, float]:
 def evaluate_weights(
     W_in: np.ndarray, W_out: np.ndarray, b: np.ndarray, p: float, *, measured: float, measured_se: float,
     rug: str = "theory", rug_rel_se: float = 0.01, rug_max_seconds: float = 20.0, stats_seed: int = 0,
-    rug_seed: int = 0,
+    rug_seed: int = 0, exact: bool = True, exact_max_nodes: int = 1 << 15,
 ) -> dict[str, Any]:
-    """Every theory comparison for one model given by its factors (see the module docstring)."""
+    """Every theory comparison for one model given by its factors (see the module docstring).
+
+    ``exact=False`` skips the finite-n inversion; ``exact_max_nodes`` caps its trapezoid nodes per
+    row (its error bound, ``exact_finite_n_error``, then says how far from converged it is).
+    """
     W_in = np.asarray(W_in, dtype=np.float64)
     W_out = np.asarray(W_out, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -89,17 +93,20 @@ def evaluate_weights(
         out["predicted"] = math.nan
         out["weights_status"] = f"not computed: {exc}"
 
-    try:
-        from rugtheory.finite_n import exact_loss_from_weights
+    out.update(exact_finite_n=math.nan, exact_finite_n_error=math.nan)
+    if not exact:
+        out["exact_status"] = "not computed: exact=False"
+    else:
+        try:
+            from rugtheory.finite_n import exact_loss_from_weights
 
-        # tol is absolute per row; held-out SEs of 1e5 samples are >= ~1e-6 wherever losses are
-        # >= 1e-4, so 1e-7 is well below them (and ~10x cheaper than the default 1e-11).
-        exact = exact_loss_from_weights(W, b, p, tol=1e-7)
-        out.update(exact_finite_n=float(exact.loss), exact_finite_n_error=float(exact.error))
-        out["exact_status"] = "ok"
-    except ImportError as exc:
-        out.update(exact_finite_n=math.nan, exact_finite_n_error=math.nan)
-        out["exact_status"] = f"not computed: {exc}"
+            # tol is absolute per row; held-out SEs of 1e5 samples are >= ~1e-6 wherever losses are
+            # >= 1e-4, so 1e-7 is well below them (and ~10x cheaper than the default 1e-11).
+            res = exact_loss_from_weights(W, b, p, tol=1e-7, max_nodes=exact_max_nodes)
+            out.update(exact_finite_n=float(res.loss), exact_finite_n_error=float(res.error))
+            out["exact_status"] = "ok"
+        except ImportError as exc:
+            out["exact_status"] = f"not computed: {exc}"
 
     out["rug_loss"] = out["rug_se"] = math.nan
     if rug == "none":
@@ -133,7 +140,7 @@ def evaluate_weights(
 
 def evaluate_model(
     model: Any, *, rug: str = "theory", rug_rel_se: float = 0.01, rug_max_seconds: float = 20.0,
-    stats_seed: int = 0,
+    stats_seed: int = 0, exact: bool = True, exact_max_nodes: int = 1 << 15,
 ) -> dict[str, Any]:
     """:func:`evaluate_weights` for a :class:`validation.train.TrainedModel` (non-finite ones: status only)."""
     c = model.config
@@ -143,5 +150,5 @@ def evaluate_model(
     return base | evaluate_weights(
         model.W_in, model.W_out, model.b, c.p, measured=model.heldout_loss, measured_se=model.heldout_se,
         rug=rug, rug_rel_se=rug_rel_se, rug_max_seconds=rug_max_seconds, stats_seed=stats_seed,
-        rug_seed=c.seed,
+        rug_seed=c.seed, exact=exact, exact_max_nodes=exact_max_nodes,
     ) | {"evaluation_status": "ok"}

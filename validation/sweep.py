@@ -9,6 +9,7 @@ A spec is a TOML or JSON file (or the same fields on the command line)::
     seeds = [0]
     group_size = 32          # models per batched tensor program
     rug = "theory"           # rug loss at each (n, r, p): "theory" (theory scalars, Monte Carlo) or "none"
+    exact = true             # exact finite-n loss of each model's own weights (THEORY §7)
     [train]                  # any TrainConfig field except n, m, p, seed
     steps = 4000
 
@@ -60,6 +61,8 @@ class SweepSpec:
     rug_rel_se: float = 0.01
     rug_max_seconds: float = 20.0
     stats_seed: int = 0
+    exact: bool = True
+    exact_max_nodes: int = 1 << 15
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n", tuple(check_int(v, "n", low=1) for v in _as_list(self.n)))
@@ -88,7 +91,7 @@ class SweepSpec:
     @property
     def evaluation(self) -> dict[str, Any]:
         return {"rug": self.rug, "rug_rel_se": self.rug_rel_se, "rug_max_seconds": self.rug_max_seconds,
-                "stats_seed": self.stats_seed}
+                "stats_seed": self.stats_seed, "exact": self.exact, "exact_max_nodes": self.exact_max_nodes}
 
 
 def _as_list(v: Any) -> list[Any]:
