@@ -173,6 +173,35 @@ def test_paired_rug_at_half_is_the_pairs_and_quadrature_converged() -> None:
     np.testing.assert_allclose(paired_rug_loss(p, 0.5, 1.0, 0.0), p**2 / 6, rtol=1e-12)
 
 
+def test_paired_rug_at_half_is_the_pairs_down_to_tiny_p() -> None:
+    from rugtheory.structures import optimal_paired_rug_loss
+
+    # At tiny p the best threshold is θ ~ 1e-9 or smaller: a search with an absolute θ tolerance
+    # (the former 32 golden steps, ~4e-8) was off by 2.5e-3 at p = 1e-6 and by 2.5e9 at p = 1e-12.
+    # 1e-7: the box-spline pairs optimum (2-d pattern search) is itself accurate to ~1e-8 relative.
+    p = np.array([1e-12, 1e-9, 1e-6, 1e-3, 1.0])
+    pr = optimal_paired_rug_loss(p, 0.5)
+    pairs = optimal_structure_loss(antipodal_pairs(), p)
+    np.testing.assert_allclose(pr.loss, pairs.loss, rtol=1e-7)
+
+
+def test_batched_optimisation_is_the_one_at_a_time_optimisation() -> None:
+    from rugtheory import structures
+
+    # The phase map optimises every construction in one batch; each row of the batch must be
+    # exactly what optimising that construction alone gives (same arithmetic, row by row).
+    p = np.array([1e-5, 0.02, 0.4])
+    cons = [antipodal_pairs(), regular_simplex(5), regular_polygon(6)]
+    structures._clear_optimizer_cache()
+    alone = [optimal_structure_loss(c, p) for c in cons]
+    structures._clear_optimizer_cache()
+    structures._prefetch_optima(cons, p)
+    for c, a in zip(cons, alone):
+        b = optimal_structure_loss(c, p)
+        for x, y in ((a.loss, b.loss), (a.gain, b.gain), (a.bias, b.bias)):
+            np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.parametrize("p, r", [(0.045, 0.25), (0.3, 0.2)])
 def test_paired_rug_optimum_against_nelder_mead(p: float, r: float) -> None:
     from rugtheory.structures import optimal_paired_rug_loss, paired_rug_loss
