@@ -212,9 +212,9 @@ def _envelope(hull: list[_Vertex], r: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return hl[seg] + t * (hl[seg + 1] - hl[seg]), seg
 
 
-#: p -> lower hull of the default ingredients, so that expected_structure at several r and one p
+#: (p, ratio grids) -> lower hull of the default ingredients, so that expected_structure at several r and one p
 #: (``rugtheory predict``) builds the hull once. Bounded; the results do not depend on it.
-_HULL_CACHE: dict[float, list[_Vertex]] = {}
+_HULL_CACHE: dict[tuple[float, bytes, bytes], list[_Vertex]] = {}
 
 
 def _standard() -> list[Construction]:
@@ -288,14 +288,15 @@ def expected_structure(p: float, r: float, *, constructions: list[Construction] 
     sym_loss = float(sym.loss)
     p1 = np.array([pf])
     r_extra = np.array([rf]) if rf <= 0.5 else np.empty(0)
-    hull = _HULL_CACHE.get(pf) if constructions is None else None
+    key = (pf, RUG_RATIO_GRID.tobytes(), PAIRED_RUG_RATIO_GRID.tobytes())  # the grids may be swapped (benchmark)
+    hull = _HULL_CACHE.get(key) if constructions is None else None
     if hull is None:  # one paired-rug search for the grid ratios and rf together
         prug_grid, pr = _paired_rugs(p1, r_extra)
         hull = _lower_hull(_vertices(p1, cons, prug_grid)[0])
         if constructions is None:
             if len(_HULL_CACHE) >= 256:
                 _HULL_CACHE.clear()
-            _HULL_CACHE[pf] = hull
+            _HULL_CACHE[key] = hull
     elif rf <= 0.5:
         pr = optimal_paired_rug_loss(p1[:, None], r_extra[None, :])
     env, seg = _envelope(hull, np.array([rf]))
