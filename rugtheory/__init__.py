@@ -1,9 +1,16 @@
 """rugtheory: theory engine for toy models of superposition (the Persian rug, arXiv:2410.12101).
 
-Light on import: numpy and scipy only (no torch, sympy or matplotlib).
+Light on import: numpy and scipy only (no torch, sympy or matplotlib). The symmetric theory is
+imported eagerly; the larger layers (decoders, Persian rug, finite-n, phase map) load on first
+use of one of their names, so that ``rugtheory predict`` starts fast. Every public name is in
+``__all__`` either way.
 """
 
-from rugtheory.decoders import DecoderTable, decoder_table
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from rugtheory.normal import mills_ratio, norm_cdf, norm_pdf, relu_gaussian_moments
 from rugtheory.optimum import (
     SymmetricOptimum,
@@ -13,10 +20,6 @@ from rugtheory.optimum import (
     optimal_symmetric_loss,
     zero_loss,
 )
-from rugtheory.persian_rug import PersianRug, RugScalars, persian_rug, theory_scalars
-from rugtheory.finite_n import FiniteNLoss, exact_loss_from_factors, exact_loss_from_weights
-from rugtheory.edgeworth import EdgeworthLoss, edgeworth_loss_from_weights
-from rugtheory.phase_map import ExpectedStructure, PhaseMap, expected_structure
 from rugtheory.symmetric import (
     DataMoments,
     data_moments,
@@ -33,6 +36,38 @@ from rugtheory.weights import (
     sample_interference,
     weight_statistics,
 )
+
+#: Public names loaded lazily: name -> defining module.
+_LAZY: dict[str, str] = {
+    "DecoderTable": "rugtheory.decoders",
+    "decoder_table": "rugtheory.decoders",
+    "PersianRug": "rugtheory.persian_rug",
+    "RugScalars": "rugtheory.persian_rug",
+    "persian_rug": "rugtheory.persian_rug",
+    "theory_scalars": "rugtheory.persian_rug",
+    "FiniteNLoss": "rugtheory.finite_n",
+    "exact_loss_from_factors": "rugtheory.finite_n",
+    "exact_loss_from_weights": "rugtheory.finite_n",
+    "EdgeworthLoss": "rugtheory.edgeworth",
+    "edgeworth_loss_from_weights": "rugtheory.edgeworth",
+    "ExpectedStructure": "rugtheory.phase_map",
+    "PhaseMap": "rugtheory.phase_map",
+    "expected_structure": "rugtheory.phase_map",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rugtheory' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 
