@@ -16,7 +16,7 @@ __all__ = ["section", "quick_spec", "QUICK_STEPS"]
 
 #: Step cap of the quick grid; the convergence rule usually stops models earlier or reports
 #: ``converged = no`` in the table (never hidden).
-QUICK_STEPS = 3000
+QUICK_STEPS = 2000
 
 INTRO = """\
 Real models of THEORY §1 trained with the reference recipe (untied layers, PyTorch default init,
