@@ -34,7 +34,11 @@ truncated adaptively where the trailing terms fall below the tolerance.
 **Discrete parts.** At small n·p, ν has an atom (no feature on, weight :math:`(1-p)^{n-1}`) and
 single-uniform parts whose transforms do not decay. Their contributions are computed exactly
 (2-point Gauss–Legendre on each polynomial piece of :math:`\ell`) and subtracted from Ψ, so the
-remainder transform decays at least like :math:`|z|^{-2}`.
+remainder transform decays at least like :math:`|z|^{-2}`. For n ≤ 48 the remainder
+:math:`\prod_j(1+qE_1(zW_j)) - 1 - q\sum_j E_1(zW_j)` (q = p/(1−p)) is formed without
+cancellation (log1p/expm1 with Taylor series), exact to rounding down to p = 1e-12. For n > 48
+and p·n ≪ 1 the subtraction cancels: the result stays within ``row_error``, but that estimate
+(and the alias bound, which uses the full Ψ) can then be far larger than the true error.
 
 **Speed.** For an entry with :math:`|zW_{ij}| \le 1.44`, :math:`\log[e^{-zWp/2}(1-p+pE_1(zW))]`
 is its Taylor series :math:`\sum_{r\ge2}\lambda_r (zW)^r` (coefficients by a Cauchy integral on the
@@ -241,6 +245,21 @@ def _nearest_zero_modulus(p: float) -> float:
     return float(min(abs(1.0 / cc - lambertw(arg, k)) for k in (1, -1, 2, -2)))
 
 
+def _log_f_real(u: np.ndarray, p: float) -> np.ndarray:
+    """log(1 - p + p (e^u - 1)/u) - p u/2 for real u without overflow (log-sum-exp for u > 30)."""
+    u = np.asarray(u, dtype=np.float64)
+    big = u > 30.0
+    ub = np.where(big, u, 1.0)
+    us = np.where(big, 0.0, u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e1 = np.where(us == 0, 1.0, np.expm1(us) / np.where(us == 0, 1.0, us))
+        small_val = np.log((1.0 - p) + p * e1)
+        rest = np.maximum(1.0 - p - p / ub, 0.0)
+        big_val = np.logaddexp(np.log(rest) if np.all(rest > 0) else np.where(rest > 0, np.log(np.where(rest > 0, rest, 1.0)), -np.inf),
+                               math.log(p) + ub - np.log(ub))
+    return np.where(big, big_val, small_val) - 0.5 * p * u
+
+
 @lru_cache(maxsize=256)
 def _log_mgf_coefficients(p: float) -> tuple[np.ndarray, float, float]:
     """Taylor coefficients lambda_0..lambda_{R+1} of log(1 - p + p E1(u)), M = max |log| on |u| = rho, and rho.
@@ -343,6 +362,9 @@ class _SortedRows:
                     continue
                 sub = self.w[:, n1 - e :]
                 mask = pos[n1 - e :][None, :] >= cut[:, k][:, None]
+                if real and not singles:  # real arguments (Chernoff grid): overflow-free log-sum-exp form
+                    logpsi[:, k] += np.where(mask, _log_f_real(zz[:, k][:, None] * sub, p), 0.0).sum(axis=1)
+                    continue
                 u = zz[:, k][:, None] * sub
                 e1 = np.expm1(u) / u
                 f = np.where(mask, (1.0 - p) + p * e1, 1.0)
@@ -365,6 +387,10 @@ def _direct_log_mgf(off: np.ndarray, z: np.ndarray, p: float, singles: bool) -> 
     lp = np.zeros(z.shape, dtype=np.complex128)
     es = np.zeros(z.shape, dtype=np.complex128) if singles else None
     step = max(1, int(2_000_000 // max(1, rows * n1)))
+    if not singles and not np.any(z.imag):  # real arguments: overflow-free form
+        for k0 in range(0, K, step):
+            lp[:, k0 : k0 + step] = _log_f_real(z.real[:, k0 : k0 + step, None] * off[:, None, :], p).sum(axis=2)
+        return lp, None
     for k0 in range(0, K, step):
         u = z[:, k0 : k0 + step, None] * off[:, None, :]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -373,6 +399,38 @@ def _direct_log_mgf(off: np.ndarray, z: np.ndarray, p: float, singles: bool) -> 
         if singles:
             es[:, k0 : k0 + step] = e1.sum(axis=2)
     return lp, es
+
+
+def _series_or(x: np.ndarray, small: float, series, direct) -> np.ndarray:  # noqa: ANN001
+    """``series(x)`` where |x| < small, ``direct(x)`` elsewhere (both vectorised)."""
+    m = np.abs(x) < small
+    out = np.empty_like(x)
+    if m.any():
+        out[m] = series(x[m])
+    if (~m).any():
+        out[~m] = direct(x[~m])
+    return out
+
+
+def _direct_remainder(off: np.ndarray, z: np.ndarray, p: float) -> np.ndarray:
+    """Psi_rem / (e^{z nu0} (1-p)^{n1}) = prod(1 + q E1_j) - 1 - q sum E1_j, q = p/(1-p), without cancellation.
+
+    With x_j = q E1(z W_j) and S = sum log1p(x_j): expm1(S) - S + sum(log1p(x_j) - x_j), each bracket
+    by its Taylor series where small (the atom and single-feature parts never enter).
+    """
+    q = p / (1.0 - p)
+    rows, K = z.shape
+    out = np.zeros(z.shape, dtype=np.complex128)
+    step = max(1, int(2_000_000 // max(1, rows * off.shape[1])))
+    for k0 in range(0, K, step):
+        x = q * _e1(z[:, k0 : k0 + step, None] * off[:, None, :])
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            l1 = np.log1p(x)
+            d1 = _series_or(x, 0.1, lambda t: sum((-1) ** (k + 1) * t**k / k for k in range(2, 18)), lambda t: np.log1p(t) - t)
+            S = l1.sum(axis=2)
+            e2 = _series_or(S, 0.1, lambda t: sum(t**k / math.factorial(k) for k in range(2, 16)), lambda t: np.expm1(t) - t)
+        out[:, k0 : k0 + step] = e2 + d1.sum(axis=2)
+    return out
 
 
 def interference_log_mgf(W: object, p: object, z: object) -> np.ndarray:
@@ -544,21 +602,33 @@ def _invert_block(
     while True:
         k = np.arange(k_done, k_done + chunk)
         z = beta[:, None] + 1j * h[:, None] * k[None, :]
-        lp, e1s, sb = log_mgf(z, subtract)
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            psi = np.exp(lp)
-            if subtract:
+        stable = direct and subtract and p < 1.0
+        if stable:  # small n: the remainder without cancellation (matters when p n is small)
+            with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+                rem = _direct_remainder(off, z, p)
+                psi = np.exp(z * nu0[:, None] + n1 * math.log1p(-p)) * rem
+            lp, e1s, sb = np.log(np.where(psi == 0, 1.0, psi)), None, np.zeros(z.shape)
+        else:
+            lp, e1s, sb = log_mgf(z, subtract)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            if not stable:
+                psi = np.exp(lp)
+            scale = np.abs(psi)  # magnitude before the subtraction: what roundoff is relative to
+            if subtract and not stable:
                 disc = np.exp(z * nu0[:, None]) * (alpha0 + alpha1 * e1s)
                 psi = psi - disc
+                scale = scale + np.abs(disc)
             lam = _lambda_transform(z, a[:, None], c[:, None], p)
             F = psi * lam
+            scale = scale * np.abs(lam)
         F = np.where(np.isfinite(F), F, 0.0)
+        scale = np.where(np.isfinite(scale), scale, 0.0)
         wts = np.ones(chunk)
         if k_done == 0:
             wts[0] = 0.5
         total += (F * wts).sum(axis=1)
         absF = np.abs(F)
-        abs_sum += absF.sum(axis=1)
+        abs_sum += scale.sum(axis=1)
         series_err += (np.abs(np.exp(lp)) * np.expm1(np.minimum(sb, 700.0)) * np.abs(lam)).sum(axis=1)
         k_done += chunk
         tail = absF[:, -min(8, chunk):]
@@ -567,7 +637,8 @@ def _invert_block(
             break
         chunk = int(min(max(k_done // 2, 16), max_nodes - k_done))
     integral = (h / np.pi) * total.real
-    roundoff = 16.0 * _EPS * (h / np.pi) * abs_sum
+    # each node's Psi carries ~n1 rounding errors (sum of logs / product) before the subtraction
+    roundoff = 16.0 * _EPS * (h / np.pi) * abs_sum * max(1.0, math.sqrt(n1))
     loss[live] = base + integral
     err[live] = ab + trunc + roundoff + (h / np.pi) * series_err + 16.0 * _EPS * np.abs(base)
     nodes[live] = k_done
