@@ -20,6 +20,13 @@ __all__ = ["ReportContext", "SECTIONS", "write_report"]
 #: Sections in the order they appear.
 SECTIONS: list[str] = [
     "rugtheory.report_theory:section",
+    "rugtheory.report_decoders:section",
+    "rugtheory.report_rug:section",
+    "rugtheory.report_validation:section",
+    "rugtheory.report_finite_n:section",
+    "rugtheory.report_phase_map:section",
+] = [
+    "rugtheory.report_theory:section",
     "rugtheory.report_validation:section",
     "rugtheory.report_phase_map:section",
     "rugtheory.report_rug:section",
@@ -53,8 +60,8 @@ def write_report(out_dir: str | Path, *, seed: int = 0, quick: bool = True, sect
         text = getattr(importlib.import_module(module_name), func_name)(ctx)
         ctx.timings[spec] = time.perf_counter() - start
         parts.append(text.rstrip() + "\n")
-    parts.append("## Timings\n\n| section | seconds |\n|---|---|\n")
-    parts.extend(f"| `{k}` | {v:.1f} |\n" for k, v in ctx.timings.items())
+    rows = "".join(f"| `{k}` | {v:.1f} |\n" for k, v in ctx.timings.items())
+    parts.append("## Timings\n\n| section | seconds |\n|---|---|\n" + rows)
     path = out / "report.md"
     path.write_text("\n".join(parts))
     return path
