@@ -25,13 +25,6 @@ SECTIONS: list[str] = [
     "rugtheory.report_validation:section",
     "rugtheory.report_finite_n:section",
     "rugtheory.report_phase_map:section",
-] = [
-    "rugtheory.report_theory:section",
-    "rugtheory.report_validation:section",
-    "rugtheory.report_phase_map:section",
-    "rugtheory.report_rug:section",
-    "rugtheory.report_decoders:section",
-    "rugtheory.report_finite_n:section",
 ]
 
 
