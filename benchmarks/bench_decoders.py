@@ -12,22 +12,16 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 
 import numpy as np
 
+from benchmarks._common import load_line
+
 from rugtheory import decoders, decoders_oracle
 
 GRID = np.linspace(0.002001, 0.8, 20)
-
-
-def _load() -> str:
-    try:
-        return "load average %.2f %.2f %.2f on %d cores" % (*os.getloadavg(), os.cpu_count() or 0)
-    except OSError:
-        return "load average unavailable"
 
 
 def bench_table(repeats: int = 3) -> dict[str, float]:
@@ -85,7 +79,7 @@ def bench_topk() -> list[tuple[int, float, float, float, int, float, float]]:
 
 
 def main() -> None:
-    print(_load())
+    print(load_line())
     print("\n1. full decoder table on the paper's 20x20 grid (seconds; target < 5 s for the table)")
     print(f"{'part':<16} {'best':>8} {'median':>8}")
     for name, (best, med) in bench_table().items():

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -17,17 +16,12 @@ import time
 
 import numpy as np
 
+from benchmarks._common import load_line
+
 from rugtheory import optimal_symmetric_loss, oracle, symmetric_loss
 from rugtheory.montecarlo import symmetric_loss_mc
 
 GRID = np.linspace(0.002001, 0.8, 20)
-
-
-def _load() -> str:
-    try:
-        return "load average %.2f %.2f %.2f on %d cores" % (*os.getloadavg(), os.cpu_count() or 0)
-    except OSError:
-        return "load average unavailable"
 
 
 def bench_grid(repeats: int = 15, n_oracle: int = 12) -> dict[str, float]:
@@ -80,7 +74,7 @@ def bench_monte_carlo(p: float = 0.045, r: float = 0.25, target: float = 1e-3) -
 
 
 def main() -> None:
-    print(_load())
+    print(load_line())
     g = bench_grid()
     print(f"L* on 20x20 grid: best {g['best_s'] * 1e3:.1f} ms, median {g['median_s'] * 1e3:.1f} ms; "
           f"worst rel. error vs mpmath oracle on {g['n_oracle']} grid points: {g['worst_rel_err']:.2e}")
@@ -90,4 +84,4 @@ def main() -> None:
     print(f"Monte Carlo at p=0.045, r=0.25 to 1e-3 rel. SE: {m['samples_needed']:.3g} samples, {m['mc_s']:.2f} s "
           f"(achieved {m['achieved_rel_se']:.2e}, z = {m['z']:+.2f}); closed form {m['closed_form_s'] * 1e6:.0f} us; "
           f"ratio {m['ratio']:.3g}x")
-    print(_load())
+    print(load_line())

@@ -89,7 +89,7 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
                              gaussian=ed[0], first_order=ed[4], edgeworth=ed[1], exact=val, exact_error=err, l_star=l_star,
                              skewness=ed[2], excess_kurtosis=ed[3], converged=True, seconds_exact=0.0))
     if rows:
-        from validation.finite_n_study import format_table
+        from validation.finite_n_study import format_table  # also when torch is absent (rug rows only)
 
         parts.append("\n" + format_table(rows))
         parts.append("\nRug rows: *measured* is the exact loss itself (no training); their gap to L* is the "

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rugtheory import optimal_symmetric_loss, predicted_loss_from_weights, weight_statistics
-from rugtheory.hadamard import fwht, popcount_parity, sylvester_hadamard, sylvester_rows
+from rugtheory.hadamard import fwht, popcount_parity, sylvester_hadamard
 from rugtheory.persian_rug import DENSE_MAX_ENTRIES, persian_rug, theory_scalars
 from rugtheory.rug_simulation import (
     conditional_feature_loss,
