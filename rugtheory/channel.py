@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from rugtheory.symmetric import interference_scale
 from rugtheory._validate import check_probability, check_ratio, check_seed, check_int, check_finite
 
 __all__ = [
@@ -72,7 +71,10 @@ def channel_scale(p: float | np.ndarray, r: float | np.ndarray) -> np.ndarray:
     numpy.ndarray
         ``s``, broadcast over ``p`` and ``r``; exactly 0 at ``r = 1``.
     """
-    return interference_scale(p, r)
+    p = check_probability(p)
+    r = check_ratio(r)
+    v = p / 3.0 - p * p / 4.0
+    return np.sqrt(v * (1.0 - r) / r)
 
 
 def _phi(x: np.ndarray) -> np.ndarray:
