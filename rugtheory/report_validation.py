@@ -27,8 +27,10 @@ no sampling, no Gaussian step): it must match *measured* within a few SE. *Gauss
 is the symmetric large-N loss evaluated with each row's own (a_i, b_i + μ_i, σ_i); *L\\** is the optimum of THEORY §4; *rug* is the Persian rug at the same
 (n, m, p) with the theory scalars (Monte Carlo); *linear* is (1 − r) v. Relative errors are
 (prediction − measured)/measured. At these small n the interference is a sum of few sparse terms
-(p·n between 1.9 and 26), far from Gaussian, so trained models can sit well below L*: a finite-n
-effect (THEORY §9), reported as measured, not hidden. Models that hit the step cap before the
+(p·n between 1.9 and 26), far from Gaussian, so trained models can sit well below L*. Two causes, both
+reported as measured, not hidden: non-Gaussian interference at finite n (THEORY §7/§9; the exact
+column captures it) and structures better than the symmetric optimum, such as antipodal pairs at
+r = 1/2 (THEORY §10; see the phase-map section). Models that hit the step cap before the
 convergence rule (validation.train) is met are marked `conv. = no`.
 """
 
