@@ -32,7 +32,14 @@ import numpy as np
 
 from rugtheory._validate import check_probability, check_ratio
 from rugtheory.normal import norm_cdf, relu_gaussian_moments
-from rugtheory.symmetric import _GL_W, _GL_X, relu_gaussian_mean, relu_gaussian_second_moment, symmetric_loss
+from rugtheory.symmetric import (
+    _GL_W,
+    _GL_X,
+    interference_scale,
+    relu_gaussian_mean,
+    relu_gaussian_second_moment,
+    symmetric_loss,
+)
 
 __all__ = [
     "SymmetricOptimum",
@@ -285,7 +292,7 @@ def optimal_symmetric_loss(p: np.ndarray | float, r: np.ndarray | float) -> Symm
     shape = p.shape
     pf, rf = p.ravel().astype(np.float64), r.ravel().astype(np.float64)
     v = pf * (1.0 / 3.0 - pf / 4.0)
-    s = np.sqrt(v * (1.0 - rf) / rf)
+    s = interference_scale(pf, rf)
     theta = np.zeros_like(pf)
     a = np.ones_like(pf)
     live = s > 0

@@ -55,6 +55,14 @@ def effective_matrix(W_in: np.ndarray, W_out: np.ndarray) -> np.ndarray:
     return W_out @ W_in
 
 
+def _row_parameters(W: np.ndarray, p: float, v: float) -> tuple[np.ndarray, ...]:
+    """a_i = W_ii, ε = W - diag(W), μ_i = (p/2) Σ_j ε_ij, σ_i = sqrt(v Σ_j ε_ij²), and Σ_j ε_ij²."""
+    a = np.diag(W).copy()
+    eps = W - np.diag(a)
+    s2 = (eps * eps).sum(axis=1)
+    return a, eps, (p / 2.0) * eps.sum(axis=1), np.sqrt(v * s2), s2
+
+
 def _third_abs_moment(p: float) -> float:
     r""":math:`E|x - p/2|^3 = (1-p)(p/2)^3 + p((p/2)^4 + (1-p/2)^4)/4`."""
     m = p / 2.0
@@ -177,11 +185,7 @@ def weight_statistics(
 
     mom = data_moments(p)
     v, k3, k4 = float(mom.variance), float(mom.kappa3), float(mom.kappa4)
-    a = np.diag(W).copy()
-    eps = W - np.diag(a)
-    mu = (p / 2.0) * eps.sum(axis=1)
-    s2 = (eps * eps).sum(axis=1)
-    sigma = np.sqrt(v * s2)
+    a, eps, mu, sigma, s2 = _row_parameters(W, p, v)
     e3 = (eps**3).sum(axis=1)
     e4 = (eps**4).sum(axis=1)
     abs3 = (np.abs(eps) ** 3).sum(axis=1)
@@ -229,9 +233,5 @@ def predicted_loss_from_weights(W: np.ndarray, b: np.ndarray, p: float) -> float
     W = _check_square(W)
     b = _check_bias(b, W.shape[0])
     p = float(check_probability(p))
-    v = float(data_moments(p).variance)
-    a = np.diag(W)
-    eps = W - np.diag(a)
-    c = b + (p / 2.0) * eps.sum(axis=1)
-    sigma = np.sqrt(v * (eps * eps).sum(axis=1))
-    return float(np.mean(symmetric_loss(a, c, sigma, p)))
+    a, _, mu, sigma, _ = _row_parameters(W, p, float(data_moments(p).variance))
+    return float(np.mean(symmetric_loss(a, b + mu, sigma, p)))

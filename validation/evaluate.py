@@ -24,7 +24,6 @@ with NaN values, never silently dropped.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -35,25 +34,6 @@ __all__ = ["evaluate_model", "evaluate_weights"]
 
 def _is_power_of_two(n: int) -> bool:
     return n >= 1 and n & (n - 1) == 0
-
-
-def _flatten_scalars(obj: Any, prefix: str) -> dict[str, float]:
-    """Scalar numeric fields of a dataclass / dict / namedtuple, as floats (arrays are skipped)."""
-    if dataclasses.is_dataclass(obj):
-        items = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    elif isinstance(obj, dict):
-        items = obj
-    elif hasattr(obj, "_asdict"):
-        items = obj._asdict()
-    else:
-        return {}
-    out = {}
-    for k, v in items.items():
-        if isinstance(v, (bool, np.bool_)):
-            out[prefix + k] = float(v)
-        elif isinstance(v, (int, float, np.integer, np.floating)) or (isinstance(v, np.ndarray) and v.ndim == 0):
-            out[prefix + k] = float(v)
-    return out
 
 
 def evaluate_weights(
@@ -81,17 +61,12 @@ def evaluate_weights(
 
     W = W_out @ W_in
     out["diag_mean"] = float(np.mean(np.diag(W)))
-    try:
-        from rugtheory.weights import predicted_loss_from_weights, weight_statistics
+    from rugtheory.weights import weight_statistics
 
-        stats = weight_statistics(W, b, p, seed=stats_seed)
-        summary = stats.summary() if hasattr(stats, "summary") else _flatten_scalars(stats, "")
-        out.update({f"sym_{k}": float(v) for k, v in summary.items()})
-        out["predicted"] = float(predicted_loss_from_weights(W, b, p))
-        out["weights_status"] = "ok"
-    except ImportError as exc:
-        out["predicted"] = math.nan
-        out["weights_status"] = f"not computed: {exc}"
+    stats = weight_statistics(W, b, p, seed=stats_seed)
+    out.update({f"sym_{k}": float(v) for k, v in stats.summary().items()})
+    out["predicted"] = stats.predicted_loss  # = predicted_loss_from_weights(W, b, p), computed once
+    out["weights_status"] = "ok"
 
     out.update(exact_finite_n=math.nan, exact_finite_n_error=math.nan)
     if not exact:
