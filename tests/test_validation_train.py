@@ -21,6 +21,8 @@ from validation.train import (  # noqa: E402
     _DataStream,
     _Batch,
     _loss_and_grads,
+    _loss_on,
+    _sparse_loss_and_grads,
     _adam_step,
     heldout_loss,
     init_weights,
@@ -111,10 +113,49 @@ def test_manual_gradients_match_autograd():
         torch.testing.assert_close(g_hand, leaf.grad, rtol=1e-10, atol=1e-14)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
-def test_training_matches_nn_module_with_torch_optim(optimizer):
-    """The batched hand-written loop reproduces nn.Linear + autograd + torch.optim on the same stream."""
-    cfg = _cfg(optimizer=optimizer, steps=40, check_every=40, window=40)
+@pytest.mark.parametrize("ps", [(0.05,), (0.1, 0.02, 0.003)])
+def test_sparse_step_equals_dense_step(ps):
+    """The CPU sparse step (embedding_bag on the active entries of x) against the dense bmm step
+    and autograd on the same samples: float64, only summation order differs (1e-12 relative)."""
+    gen = torch.Generator().manual_seed(1)
+    inst, batch, n, m = len(ps), 40, 33, 5
+    w_in = 0.3 * torch.randn(inst, m, n, generator=gen, dtype=torch.float64)
+    w_out = 0.3 * torch.randn(inst, n, m, generator=gen, dtype=torch.float64)
+    b = 0.1 * torch.randn(inst, n, generator=gen, dtype=torch.float64) - 0.02
+    seeds = list(range(5, 5 + inst))
+    x_sparse = _DataStream(seeds, ps, "train", torch.device("cpu"), torch.float64).draw_sparse(batch, n)
+    x = _DataStream(seeds, ps, "train", torch.device("cpu"), torch.float64).draw(batch, n)
+    assert torch.equal(x_sparse.dense(), x)  # the same random numbers give the same samples
+    loss_s, grads_s = _sparse_loss_and_grads(w_in, w_out, b, x_sparse)
+    loss_d, grads_d = _loss_and_grads(w_in, w_out, b, x.clone())
+    leaves = [t.clone().requires_grad_(True) for t in (w_in, w_out, b)]
+    y = torch.relu(torch.einsum("ibn,imn->ibm", x, leaves[0]) @ leaves[1].transpose(1, 2) + leaves[2][:, None, :])
+    ((y - x) ** 2).mean(dim=(1, 2)).sum().backward()
+    torch.testing.assert_close(loss_s, loss_d, rtol=1e-12, atol=0)
+    for g_s, g_d, leaf in zip(grads_s, grads_d, leaves):
+        assert g_s.shape == g_d.shape and g_s.is_contiguous()
+        torch.testing.assert_close(g_s, g_d, rtol=1e-10, atol=1e-15)
+        torch.testing.assert_close(g_s, leaf.grad, rtol=1e-10, atol=1e-15)
+
+
+def test_sparse_heldout_loss_equals_dense():
+    gen = torch.Generator().manual_seed(2)
+    inst, n, m = 2, 40, 6
+    w_in = 0.3 * torch.randn(inst, m, n, generator=gen, dtype=torch.float64)
+    w_out = 0.3 * torch.randn(inst, n, m, generator=gen, dtype=torch.float64)
+    b = 0.1 * torch.randn(inst, n, generator=gen, dtype=torch.float64)
+    p = torch.tensor([0.05, 0.01], dtype=torch.float64).view(-1, 1, 1)
+    sparse = _loss_on(w_in, w_out, b, p, [3, 4], "eval", 3000, 1024, sparse=True)
+    dense = _loss_on(w_in, w_out, b, p, [3, 4], "eval", 3000, 1024, sparse=False)
+    for a, c in zip(sparse, dense):
+        torch.testing.assert_close(a, c, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("optimizer,p", [("adam", 0.2), ("adamw", 0.2), ("adam", 0.05), ("adamw", 0.05)])
+def test_training_matches_nn_module_with_torch_optim(optimizer, p):
+    """The batched hand-written loop reproduces nn.Linear + autograd + torch.optim on the same stream
+    (p = 0.2: dense step; p = 0.05 <= SPARSE_P: sparse step)."""
+    cfg = _cfg(optimizer=optimizer, steps=40, check_every=40, window=40, p=p)
     (model,) = train_models([cfg], device="cpu")
     torch.manual_seed(stream_seed(cfg.seed, "init"))
     first = torch.nn.Linear(cfg.n, cfg.m, bias=False).double()
@@ -124,9 +165,9 @@ def test_training_matches_nn_module_with_torch_optim(optimizer):
         opt = torch.optim.Adam(params, lr=3e-3 / math.sqrt(cfg.n), eps=1e-7)
     else:
         opt = torch.optim.AdamW(params, lr=1e-3)  # Anthropic: lr 1e-3, torch defaults otherwise
-    gen = torch.Generator().manual_seed(stream_seed(cfg.seed, "train"))
+    stream = _DataStream([cfg.seed], [cfg.p], "train", torch.device("cpu"), torch.float64)
     for _ in range(cfg.steps):
-        x = sample_data(torch.rand(cfg.batch, cfg.n, generator=gen, dtype=torch.float64), cfg.p)
+        x = stream.draw(cfg.batch, cfg.n)[0]
         loss = torch.nn.functional.mse_loss(torch.relu(second(first(x))), x)
         opt.zero_grad()
         loss.backward()

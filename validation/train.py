@@ -248,27 +248,107 @@ def sample_data(u: torch.Tensor, p: torch.Tensor | float) -> torch.Tensor:
 SPARSE_P = 0.1
 
 
-def _sparse_fill(out: torch.Tensor, p: float, g: torch.Generator) -> None:
-    """Fill ``out`` with x = Bernoulli(p)·U[0,1) using geometric gaps between active entries.
+def _sparse_draw(total: int, p: float, g: torch.Generator, device: torch.device,
+                 dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Active positions (sorted, int64) and values of ``total`` i.i.d. Bernoulli(p)·U[0,1) entries.
 
     In the flattened array the active positions of i.i.d. Bernoulli(p) entries are the partial sums
     of i.i.d. Geometric(p) gaps, ``gap = 1 + floor(log(u) / log(1 − p))``; each active entry then
-    gets a fresh Uniform[0, 1) value. Exactly the law of THEORY §1, with about ``p·B·n`` draws.
+    gets a fresh Uniform[0, 1) value. Exactly the law of THEORY §1, with about ``p·total`` draws.
     """
-    flat = out.view(-1)
-    flat.zero_()
-    total = flat.numel()
     log_q = math.log1p(-p)
     k = int(p * total + 6 * math.sqrt(p * (1 - p) * total) + 16)
     start = 0
+    positions, values = [], []
     while True:
-        u = torch.rand(k, generator=g, device=out.device, dtype=torch.float64).clamp_min_(1e-300)
+        u = torch.rand(k, generator=g, device=device, dtype=torch.float64).clamp_min_(1e-300)
         pos = torch.cumsum(torch.floor(torch.log(u) / log_q).to(torch.int64) + 1, 0).add_(start - 1)
         count = int(torch.searchsorted(pos, total))
-        flat[pos[:count]] = torch.rand(count, generator=g, device=out.device, dtype=out.dtype)
+        positions.append(pos[:count])
+        values.append(torch.rand(count, generator=g, device=device, dtype=dtype))
         if count < k:
-            return
+            break
         start = int(pos[-1]) + 1
+    if len(positions) == 1:
+        return positions[0], values[0]
+    return torch.cat(positions), torch.cat(values)
+
+
+def _sparse_fill(out: torch.Tensor, p: float, g: torch.Generator) -> None:
+    """Fill ``out`` with x = Bernoulli(p)·U[0,1) from :func:`_sparse_draw` (same random numbers)."""
+    flat = out.view(-1)
+    flat.zero_()
+    pos, vals = _sparse_draw(flat.numel(), p, g, out.device, out.dtype)
+    flat[pos] = vals
+
+
+class _SparseX:
+    """A batch x of shape (I, B, n) held by its active entries, in the two orders the step needs.
+
+    * ``flat``: index of each entry in the flattened (I, B, n) array (instance, then sample, then
+      feature: "CSR" order), ``values`` its value, ``instance`` its instance;
+    * ``rows_index``/``rows_offsets``: for ``h = x W_in^T`` as one ``embedding_bag`` over the
+      stacked ``(I n, M)`` matrix of the W_in^T, one bag per (instance, sample);
+    * ``cols_index``/``cols_offsets``/``cols_values``: the same entries sorted by (instance,
+      feature) ("CSC" order), for ``dL/dW_in^T = x^T dh`` as one ``embedding_bag`` over the
+      ``(I B, M)`` rows of dh, one bag per (instance, feature).
+
+    The CSC order comes from a stable radix sort of 16-bit feature indices (numpy), per instance.
+    """
+
+    def __init__(self, parts: Sequence[tuple[torch.Tensor, torch.Tensor]], rows: int, n: int,
+                 device: torch.device, *, transpose: bool = True) -> None:
+        inst = len(parts)
+        self.shape = (inst, rows, n)
+        per = rows * n
+        if inst == 1:
+            self.flat, self.values = parts[0]
+            self.instance = None  # every entry belongs to instance 0
+        else:
+            self.flat = torch.cat([pos + k * per for k, (pos, _) in enumerate(parts)])
+            self.values = torch.cat([v for _, v in parts])
+            counts = torch.tensor([len(v) for _, v in parts], device=device)
+            self.instance = torch.repeat_interleave(torch.arange(inst, device=device), counts)
+        sample = torch.div(self.flat, n, rounding_mode="floor")  # global row in (I B)
+        self.rows_index = self.flat - sample * n  # feature j ...
+        if inst > 1:
+            self.rows_index += torch.div(sample, rows, rounding_mode="floor") * n  # ... + k n: row of (I n, M)
+        self.rows_offsets = _offsets(sample, inst * rows)
+        if not transpose:
+            return
+        # bags are counted in any order; the entries are then permuted into (instance, feature) order
+        self.cols_offsets = _offsets(self.rows_index, inst * n)
+        order = _stable_order(self.rows_index, [len(v) for _, v in parts], n)
+        self.cols_index = sample.index_select(0, order)
+        self.cols_values = self.values.index_select(0, order)
+
+    def dense(self) -> torch.Tensor:
+        x = torch.zeros(self.shape, dtype=self.values.dtype, device=self.values.device)
+        x.view(-1)[self.flat] = self.values
+        return x
+
+
+def _offsets(keys: torch.Tensor, bags: int) -> torch.Tensor:
+    """Start of each bag 0..bags-1 once ``keys`` are sorted (empty bags get the next bag's start)."""
+    counts = torch.bincount(keys, minlength=bags)
+    return torch.cumsum(counts, 0).sub_(counts)
+
+
+def _stable_order(key: torch.Tensor, counts: Sequence[int], n: int) -> torch.Tensor:
+    """Permutation that sorts ``key`` (= instance·n + feature, instances already in order) stably.
+
+    Per instance, a stable sort of its features: numpy's radix sort of 16-bit keys, O(count).
+    """
+    if n <= 1 << 16 and key.device.type == "cpu":
+        f = key.numpy()
+        out = np.empty(len(f), dtype=np.int64)
+        start = 0
+        for k, c in enumerate(counts):
+            out[start:start + c] = np.argsort((f[start:start + c] - k * n).astype(np.uint16), kind="stable")
+            out[start:start + c] += start
+            start += c
+        return torch.from_numpy(out)
+    return torch.argsort(key, stable=True)
 
 
 class _DataStream:
@@ -298,22 +378,49 @@ class _DataStream:
         return x
 
 
+    def draw_sparse(self, rows: int, n: int, *, transpose: bool = True) -> _SparseX:
+        """The same samples as :meth:`draw` (same random numbers), held by their active entries.
+
+        ``transpose=False`` skips the (instance, feature) order, which only the backward pass needs.
+        """
+        if any(p > SPARSE_P for p in self.ps):
+            raise ValueError(f"draw_sparse needs every p <= SPARSE_P={SPARSE_P}, got {max(self.ps)}")
+        parts = [_sparse_draw(rows * n, p, g, self.device, self.dtype) for p, g in zip(self.ps, self.gens)]
+        return _SparseX(parts, rows, n, self.device, transpose=transpose)
+
+
 @torch.no_grad()
 def _loss_on(
     w_in: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor, p: torch.Tensor, seeds: Sequence[int],
-    stream: str, samples: int, chunk: int,
+    stream: str, samples: int, chunk: int, sparse: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard error of the per-sample loss over ``samples`` fresh samples, per instance."""
+    """Mean and standard error of the per-sample loss over ``samples`` fresh samples, per instance.
+
+    ``sparse`` (default: on the CPU when every p <= SPARSE_P) computes ``x W_in^T`` from the active
+    entries of x only; the samples are the same either way.
+    """
     n = w_in.shape[-1]
     data = _DataStream(seeds, p.view(-1).tolist(), stream, w_in.device, w_in.dtype)
+    if sparse is None:
+        sparse = w_in.device.type == "cpu" and all(q <= SPARSE_P for q in data.ps)  # as in training
+    w_in_t = w_in.transpose(1, 2).contiguous().view(-1, w_in.shape[1]) if sparse else None
     total = torch.zeros(len(seeds), dtype=torch.float64, device=w_in.device)
     total_sq = torch.zeros_like(total)
     done = 0
     while done < samples:
         rows = min(chunk, samples - done)
-        x = data.draw(rows, n)
-        y = torch.relu(torch.baddbmm(b.unsqueeze(1), torch.bmm(x, w_in.transpose(1, 2)), w_out.transpose(1, 2)))
-        per_sample = (y - x).pow(2).mean(dim=2).to(torch.float64)  # (I, rows)
+        if sparse:
+            x = data.draw_sparse(rows, n, transpose=False)
+            h = torch.nn.functional.embedding_bag(x.rows_index, w_in_t, x.rows_offsets, mode="sum",
+                                                  per_sample_weights=x.values).view(len(seeds), rows, -1)
+            diff = torch.baddbmm(b.unsqueeze(1), h, w_out.transpose(1, 2)).clamp_min_(0)  # y
+            flat = diff.view(-1)
+            flat.index_copy_(0, x.flat, flat.index_select(0, x.flat) - x.values)  # y - x at active entries
+        else:
+            x = data.draw(rows, n)
+            diff = torch.relu(torch.baddbmm(b.unsqueeze(1), torch.bmm(x, w_in.transpose(1, 2)), w_out.transpose(1, 2)))
+            diff -= x
+        per_sample = diff.pow_(2).mean(dim=2).to(torch.float64)  # (I, rows)
         total += per_sample.sum(dim=1)
         total_sq += per_sample.pow(2).sum(dim=1)
         done += rows
@@ -359,6 +466,8 @@ class _Batch:
         self.w_in, self.w_out, self.b, self.mask = (t.to(device) for t in (self.w_in, self.w_out, self.b, self.mask))
         self.p = torch.tensor([configs[i].p for i in idx], dtype=dtype, device=device).view(-1, 1, 1)
         self.lr = torch.tensor([configs[i].learning_rate for i in idx], dtype=dtype, device=device)
+        self.lr_values = [configs[i].learning_rate for i in idx]
+        self.ms = [configs[i].m for i in idx]
         self.params = [self.w_in, self.w_out, self.b]
         self.exp_avg = [torch.zeros_like(t) for t in self.params]
         self.exp_avg_sq = [torch.zeros_like(t) for t in self.params]
@@ -370,6 +479,8 @@ class _Batch:
         sel = torch.tensor(keep, dtype=torch.long, device=self.w_in.device)
         self.idx = [self.idx[k] for k in keep]
         self.seeds = [self.seeds[k] for k in keep]
+        self.lr_values = [self.lr_values[k] for k in keep]
+        self.ms = [self.ms[k] for k in keep]
         self.w_in, self.w_out, self.b = (t.index_select(0, sel) for t in self.params)
         self.params = [self.w_in, self.w_out, self.b]
         self.exp_avg = [t.index_select(0, sel) for t in self.exp_avg]
@@ -404,19 +515,76 @@ def _loss_and_grads(
     return loss, [g_in, g_out, g_b]
 
 
+def _sparse_loss_and_grads(
+    w_in: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor, x: _SparseX
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """:func:`_loss_and_grads` for a sparse batch: the same loss and gradients, fewer operations.
+
+    Both products with x use its p·B·n active entries only (``embedding_bag``): ``h = x W_in^T``
+    over the (instance, sample) bags of the rows of W_in^T and ``dW_in^T = x^T dh`` over the
+    (instance, feature) bags of the rows of dh. ReLU runs in place on z (``y > 0`` iff ``z > 0``),
+    and ``dz = y − x`` where ``y > 0``, else 0, is written at the active entries only:
+
+        loss = Σ (y − x)^2 = Σ dz^2 + Σ_{x_j > 0, y_j = 0} x_j^2.
+
+    tests/test_validation_train.py checks it against the dense route and autograd.
+    """
+    inst, big_m, n = w_in.shape
+    batch = x.shape[1]
+    scale = 2.0 / (batch * n)
+    w_in_t = w_in.transpose(1, 2).contiguous().view(inst * n, big_m)  # row-major: embedding_bag fast path
+    h = torch.nn.functional.embedding_bag(x.rows_index, w_in_t, x.rows_offsets, mode="sum",
+                                          per_sample_weights=x.values).view(inst, batch, big_m)
+    dz = torch.baddbmm(b.unsqueeze(1), h, w_out.transpose(1, 2)).clamp_min_(0)  # y = ReLU(z)
+    flat = dz.view(-1)
+    y_active = flat.index_select(0, x.flat)
+    on = y_active > 0
+    flat.index_copy_(0, x.flat, torch.where(on, y_active - x.values, torch.zeros_like(y_active)))
+    missed = torch.where(on, torch.zeros_like(y_active), x.values.square())
+    dz_flat = dz.view(inst, 1, batch * n)
+    loss = torch.bmm(dz_flat, dz_flat.transpose(1, 2)).view(inst)
+    if x.instance is None:
+        loss = loss.add_(missed.sum())
+    else:
+        loss = loss.index_add_(0, x.instance, missed)
+    loss = loss / (batch * n)
+    g_out = torch.bmm(dz.transpose(1, 2), h).mul_(scale)
+    g_b = dz.sum(dim=1).mul_(scale)
+    dh = torch.bmm(dz, w_out).view(inst * batch, big_m)
+    g_in_t = torch.nn.functional.embedding_bag(x.cols_index, dh, x.cols_offsets, mode="sum",
+                                               per_sample_weights=x.cols_values)
+    g_in = g_in_t.view(inst, n, big_m).transpose(1, 2).contiguous().mul_(scale)
+    return loss, [g_in, g_out, g_b]
+
+
 def _adam_step(st: _Batch, grads: list[torch.Tensor], step: int, cfg: TrainConfig) -> None:
-    """Adam / AdamW written like ``torch.optim.Adam`` (single-tensor path), with a per-instance lr."""
+    """Adam / AdamW as ``torch.optim.Adam`` / ``AdamW``, with a per-instance lr.
+
+    When every instance of the batch has the same lr (the recipe's 3e-3/sqrt(n) at one n), this is
+    torch's fused CPU/CUDA kernel (``torch._fused_adam_``, what ``torch.optim.Adam(fused=True)``
+    runs); otherwise the single-tensor formula written out with the lr broadcast per instance.
+    tests/test_validation_train.py checks both against ``torch.optim`` on an ``nn.Module``.
+    """
     beta1, beta2 = 0.9, 0.999
-    eps = 1e-7 if cfg.optimizer == "adam" else 1e-8
+    adamw = cfg.optimizer == "adamw"
+    eps = 1e-8 if adamw else 1e-7
+    decay = 0.01 if adamw else 0.0
+    if any(m < st.w_in.shape[1] for m in st.ms):  # padded units: their (zero) gradients stay zero
+        grads[0].mul_(st.mask)
+        grads[1].mul_(st.mask.transpose(1, 2))
+    if len(set(st.lr_values)) == 1 and hasattr(torch, "_fused_adam_"):
+        fused = torch._fused_adamw_ if adamw else torch._fused_adam_
+        steps = [torch.tensor(float(step), dtype=torch.float32, device=st.w_in.device) for _ in st.params]
+        fused(st.params, grads, st.exp_avg, st.exp_avg_sq, [], steps, lr=st.lr_values[0], beta1=beta1,
+              beta2=beta2, weight_decay=decay, eps=eps, amsgrad=False, maximize=False)
+        return
     bias1 = 1 - beta1**step
     bias2_sqrt = math.sqrt(1 - beta2**step)
-    for k, (param, grad, m1, m2) in enumerate(zip(st.params, grads, st.exp_avg, st.exp_avg_sq)):
-        if k < 2:
-            grad = grad.mul_(st.mask if k == 0 else st.mask.transpose(1, 2))
+    for param, grad, m1, m2 in zip(st.params, grads, st.exp_avg, st.exp_avg_sq):
         shape = (-1,) + (1,) * (param.dim() - 1)
         lr = st.lr.view(shape)
-        if cfg.optimizer == "adamw":
-            param.mul_(1 - lr * 0.01)
+        if adamw:
+            param.mul_(1 - lr * decay)
         m1.lerp_(grad, 1 - beta1)
         m2.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         denom = (m2.sqrt() / bias2_sqrt).add_(eps)
@@ -430,12 +598,15 @@ def _group_key(c: TrainConfig) -> tuple[Any, ...]:
 
 
 def _buckets(configs: Sequence[TrainConfig], max_padding: float) -> list[list[int]]:
-    """Group instances by hidden width: sorted by m (descending), a bucket takes models while its
-    widest padding wastes at most ``max_padding`` of the bucket's width (widths <= 16 always share)."""
-    order = sorted(range(len(configs)), key=lambda i: (-configs[i].m, i))
+    """Group instances by sampler, then by hidden width.
+
+    Models with ``p <= SPARSE_P`` (sparse step) and the others (dense step) never share a bucket.
+    Within each, sorted by m (descending), a bucket takes models while its widest padding wastes at
+    most ``max_padding`` of the bucket's width (widths <= 16 always share)."""
+    order = sorted(range(len(configs)), key=lambda i: (configs[i].p > SPARSE_P, -configs[i].m, i))
     out: list[list[int]] = []
     for i in order:
-        if out:
+        if out and (configs[out[-1][0]].p > SPARSE_P) == (configs[i].p > SPARSE_P):
             width = configs[out[-1][0]].m
             if width <= 16 or configs[i].m >= (1 - max_padding) * width:
                 out[-1].append(i)
@@ -479,8 +650,9 @@ def train_models(
         out of steps or non-finite), so that a sweep can store it before the others finish.
     max_padding : float
         Every step runs one batched product per *width bucket*: models sorted by ``m`` share a
-        bucket while zero-padding wastes at most this fraction of the bucket's width (``1.0``: a
-        single bucket, everything padded to the largest m). Results do not depend on it.
+        bucket while zero-padding wastes at most this fraction of the bucket's width (``1.0``: one
+        bucket per sampler, everything padded to the largest m; models with ``p <= SPARSE_P`` and
+        the others never share one). Results do not depend on it.
     """
     configs = list(configs)
     if not configs:
@@ -501,6 +673,9 @@ def train_models(
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
     n = cfg.n
     states = [_Batch(configs, idx, dev, dtype) for idx in _buckets(configs, max_padding)]
+    # The sparse step (embedding_bag on the active entries of x) pays off on the CPU, where the
+    # products with x are a third of the work; on CUDA the dense batched products are cheaper.
+    sparse = {id(st): dev.type == "cpu" and all(configs[i].p <= SPARSE_P for i in st.idx) for st in states}
     streams = [_DataStream(st.seeds, [configs[i].p for i in st.idx], "train", dev, dtype) for st in states]
     results: dict[int, TrainedModel] = {}
     history: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
@@ -585,8 +760,10 @@ def train_models(
         for st, data in zip(states, streams):
             if not st.idx:
                 continue
-            x = data.draw(cfg.batch, n)
-            loss, grads = _loss_and_grads(st.w_in, st.w_out, st.b, x)
+            if sparse[id(st)]:
+                loss, grads = _sparse_loss_and_grads(st.w_in, st.w_out, st.b, data.draw_sparse(cfg.batch, n))
+            else:
+                loss, grads = _loss_and_grads(st.w_in, st.w_out, st.b, data.draw(cfg.batch, n))
             loss64 = loss.detach().to(torch.float64)
             finite = torch.isfinite(loss64)
             st.first_bad = torch.where((st.first_bad < 0) & ~finite, torch.full_like(st.first_bad, step),
