@@ -631,6 +631,7 @@ def train_models(
     progress: bool = False,
     on_result: Callable[[int, TrainedModel], None] | None = None,
     max_padding: float = 0.25,
+    sparse: bool | None = None,
 ) -> list[TrainedModel]:
     """Train every config as one batched tensor program; return the models in input order.
 
@@ -653,6 +654,11 @@ def train_models(
         bucket while zero-padding wastes at most this fraction of the bucket's width (``1.0``: one
         bucket per sampler, everything padded to the largest m; models with ``p <= SPARSE_P`` and
         the others never share one). Results do not depend on it.
+    sparse : bool, optional
+        Which step the buckets of models with ``p <= SPARSE_P`` run: the sparse one
+        (``embedding_bag`` on the ~p·B·n active entries of x) or the dense batched products.
+        Default: sparse on the CPU, dense on CUDA. Both give the same model up to rounding
+        (tests/test_validation_train.py); ``benchmarks/bench_training.py`` times them.
     """
     configs = list(configs)
     if not configs:
@@ -668,6 +674,8 @@ def train_models(
         )
     if not (0 <= max_padding <= 1):
         raise ValueError(f"max_padding must be in [0, 1], got {max_padding!r}")
+    if sparse not in (None, True, False):
+        raise ValueError(f"sparse must be None, True or False, got {sparse!r}")
     cfg = configs[0]
     dev = torch.device(device or default_device())
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
@@ -675,7 +683,8 @@ def train_models(
     states = [_Batch(configs, idx, dev, dtype) for idx in _buckets(configs, max_padding)]
     # The sparse step (embedding_bag on the active entries of x) pays off on the CPU, where the
     # products with x are a third of the work; on CUDA the dense batched products are cheaper.
-    sparse = {id(st): dev.type == "cpu" and all(configs[i].p <= SPARSE_P for i in st.idx) for st in states}
+    use_sparse = dev.type == "cpu" if sparse is None else sparse
+    sparse_bucket = {id(st): use_sparse and all(configs[i].p <= SPARSE_P for i in st.idx) for st in states}
     streams = [_DataStream(st.seeds, [configs[i].p for i in st.idx], "train", dev, dtype) for st in states]
     results: dict[int, TrainedModel] = {}
     history: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
@@ -760,7 +769,7 @@ def train_models(
         for st, data in zip(states, streams):
             if not st.idx:
                 continue
-            if sparse[id(st)]:
+            if sparse_bucket[id(st)]:
                 loss, grads = _sparse_loss_and_grads(st.w_in, st.w_out, st.b, data.draw_sparse(cfg.batch, n))
             else:
                 loss, grads = _loss_and_grads(st.w_in, st.w_out, st.b, data.draw(cfg.batch, n))
