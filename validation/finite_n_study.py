@@ -34,7 +34,7 @@ from rugtheory.finite_n import exact_loss_from_weights
 from rugtheory.optimum import optimal_symmetric_loss
 from rugtheory.weights import predicted_loss_from_weights
 
-__all__ = ["StudyRow", "model_tag", "train_and_store", "load_model", "analyze_model", "best_rug", "rug_scan",
+__all__ = ["StudyRow", "CurveFit", "extrapolate_curve", "format_curve_table", "model_tag", "train_and_store", "load_model", "analyze_model", "best_rug", "rug_scan",
            "format_rug_table", "fit_gap", "fit_rug_gap", "format_table", "weight_structure_figure", "main"]
 
 
@@ -60,7 +60,8 @@ def train_and_store(configs: list, out: Path, *, threads: int = 1) -> list[str]:
                    "b": np.ascontiguousarray(model.b, dtype=np.float64)}, str(out / f"{tag}.safetensors"))
         meta = {"config": model.config.to_dict(), "heldout_loss": model.heldout_loss, "heldout_se": model.heldout_se,
                 "converged": bool(model.converged), "steps_run": int(model.steps_run), "status": model.status,
-                "train_seconds": float(model.train_seconds)}
+                "train_seconds": float(model.train_seconds),
+                "confirm_history": [[int(s), float(v)] for s, v in model.confirm_history]}
         (out / f"{tag}.json").write_text(json.dumps(meta, indent=1))
         print(f"stored {tag}: loss {model.heldout_loss:.4e} converged={model.converged} steps={model.steps_run}", flush=True)
 
@@ -211,6 +212,60 @@ def fit_gap(rows: list[StudyRow]) -> dict[str, float]:
     return out
 
 
+@dataclass(frozen=True)
+class CurveFit:
+    """Fit of a training curve ``V(t) = L_inf + A t^(-alpha)`` over its tail (see :func:`extrapolate_curve`)."""
+
+    l_inf: float
+    l_inf_se: float
+    amplitude: float
+    alpha: float
+    t_min: int
+    points: int
+    rms_resid: float
+
+
+def extrapolate_curve(history: list[tuple[int, float]], *, t_min: int = 2000) -> CurveFit:
+    """Extrapolate a training curve to infinitely many steps: ``V(t) = L_inf + A t^(-alpha)``.
+
+    Least squares over the checks with ``t >= t_min`` (``alpha`` in [0.05, 4], ``L_inf >= 0``).
+    ``l_inf_se`` is the fit's standard error from the Jacobian: it shows how well the tail pins
+    ``L_inf`` down, not how right the power law is. The confirmation set is fixed, so successive
+    points share their sampling noise and the curve is smooth; add ``heldout − V(t_last)`` to move
+    ``L_inf`` onto the held-out scale.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 4 points with ``t >= t_min``, or non-finite values.
+    """
+    from scipy.optimize import least_squares
+
+    pts = np.array([(t, v) for t, v in history if t >= t_min], dtype=np.float64).reshape(-1, 2)
+    if len(pts) < 4:
+        raise ValueError(f"history needs at least 4 checks at t >= t_min={t_min}, got {len(pts)}")
+    if not np.all(np.isfinite(pts)):
+        raise ValueError("history must be finite")
+    t, v = pts[:, 0], pts[:, 1]
+    scale = float(v[-1])
+    ts = t / t[-1]
+
+    def resid(q: np.ndarray) -> np.ndarray:
+        return (q[0] + q[1] * ts ** (-q[2]) - v / scale)
+
+    x0 = np.array([0.9, 0.1, 1.0])
+    fit = least_squares(resid, x0, bounds=([0.0, -np.inf, 0.05], [np.inf, np.inf, 4.0]))
+    dof = max(1, len(v) - 3)
+    s2 = float(fit.fun @ fit.fun) / dof
+    try:
+        cov = np.linalg.inv(fit.jac.T @ fit.jac) * s2
+        se = float(np.sqrt(max(cov[0, 0], 0.0))) * scale
+    except np.linalg.LinAlgError:
+        se = float("inf")
+    return CurveFit(l_inf=float(fit.x[0]) * scale, l_inf_se=se, amplitude=float(fit.x[1] * scale * t[-1] ** fit.x[2]),
+                    alpha=float(fit.x[2]), t_min=int(t_min), points=len(v), rms_resid=float(np.sqrt(s2)) * scale)
+
+
 def fit_rug_gap(rug_rows: list[dict[str, float]], *, min_pn: float = 10.0) -> dict[str, float]:
     """Log-log fit of the rug gap (theory scalars) against p·n over rows with p·n >= min_pn and gap > 0."""
     sel = [r for r in rug_rows if r["pn"] >= min_pn and r["gap_theory"] > 0]
@@ -231,6 +286,15 @@ def format_table(rows: list[StudyRow]) -> str:
             f"{100 * r.closed(r.first_order):.0f}% | {100 * r.closed(r.edgeworth):.0f}% | {100 * r.closed(r.exact):.0f}% | {r.skewness:+.2f} | {r.excess_kurtosis:+.2f} |"
         )
     return head + "\n".join(lines) + "\n"
+
+
+def format_curve_table(curves: list[tuple]) -> str:
+    """Rows ``(n, p, steps, heldout, CurveFit, l_inf_heldout, l_star)`` as a markdown table."""
+    head = ("| n | p | steps | measured | gap vs L* | extrapolated L∞ ± fit SE | α | gap of L∞ vs L* | rms resid |\n"
+            "|---|---|---|---|---|---|---|---|---|\n")
+    return head + "\n".join(
+        f"| {n} | {p:g} | {steps} | {h:.4e} | {100 * (h - ls) / ls:+.1f}% | {li:.4e} ± {f.l_inf_se:.0e} | {f.alpha:.2f} | "
+        f"{100 * (li - ls) / ls:+.1f}% | {f.rms_resid:.0e} |" for n, p, steps, h, f, li, ls in curves) + "\n"
 
 
 def weight_structure_figure(W: np.ndarray, path: Path, *, title: str, reference_row: np.ndarray | None = None,
@@ -325,6 +389,18 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     rows.sort(key=lambda r: (r.p, r.r, r.n))
     print(format_table(rows))
+    curves = []
+    for js in sorted(args.out.glob("n*_m*_p*_s*.json")):
+        meta = json.loads(js.read_text())
+        hist = meta.get("confirm_history")
+        if hist and len([t for t, _ in hist if t >= 2000]) >= 4:
+            c = meta["config"]
+            fit = extrapolate_curve([(int(t), float(v)) for t, v in hist])
+            shift = meta["heldout_loss"] - hist[-1][1]  # confirmation set -> held-out scale
+            l_star = float(optimal_symmetric_loss(c["p"], c["m"] / c["n"]).loss)
+            curves.append((c["n"], c["p"], meta["steps_run"], meta["heldout_loss"], fit, fit.l_inf + shift, l_star))
+    if curves:
+        print(format_curve_table(sorted(curves, key=lambda x: (x[1], x[0]))))
     print(json.dumps(fit_gap(rows), indent=1))
     if (args.out / "rugs.json").exists():
         print("rug fit (p·n >= 10):", json.dumps(fit_rug_gap(json.loads((args.out / "rugs.json").read_text()))))
