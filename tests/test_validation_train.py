@@ -291,6 +291,8 @@ def test_config_validation_names_parameter():
         TrainConfig(n=8, m=2, p=0.1, optimizer="sgd")
     with pytest.raises(ValueError, match="share n"):
         train_models([TrainConfig(n=8, m=2, p=0.1), TrainConfig(n=9, m=2, p=0.1)])
+    with pytest.raises(ValueError, match="sparse must be"):
+        train_models([TrainConfig(n=8, m=2, p=0.1)], sparse="yes")
 
 
 @pytest.mark.gpu
