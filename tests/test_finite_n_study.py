@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from validation.finite_n_study import StudyRow, extrapolate_curve, fit_gap
+from validation.finite_n_study import StudyRow, extrapolate_curve, fit_gap, weight_structure_stats
 
 
 def _row(n: int, p: float, gap: float) -> StudyRow:
@@ -43,3 +43,20 @@ def test_extrapolate_curve_rejects_short_or_bad_histories():
         extrapolate_curve([(100, 1.0), (200, 0.9)], t_min=0)
     with pytest.raises(ValueError, match="finite"):
         extrapolate_curve([(t, float("nan")) for t in range(2000, 3000, 100)])
+
+
+def test_weight_structure_stats_on_rows_with_known_partners():
+    """Rows with exactly k entries of −1 (different columns per row) and zeros elsewhere: half of
+    Σ_j W_ij² sits in k/2 entries, all of it negative, and all k entries lie below −4 sd."""
+    n, k = 200, 4
+    W = np.eye(n)
+    for i in range(n):
+        W[i, [(i + 1 + j) % n for j in range(k)]] = -1.0
+    s = weight_structure_stats(W)
+    assert s["k_half"] == k / 2
+    assert s["share_of_sigma2_negative"] == 1.0
+    assert s["big_neg_per_row"] == k
+    assert s["min_entry_mean"] == -1.0 and s["max_entry_mean"] == 0.0
+    flat = weight_structure_stats(np.eye(n) + np.where(np.random.default_rng(0).random((n, n)) < 0.5, 0.1, -0.1))
+    # equal magnitudes: half of the weight needs half of the n - 1 entries (ceil), within one entry
+    assert abs(flat["k_half"] - (n - 1) / 2) <= 1

@@ -35,7 +35,7 @@ from rugtheory.optimum import optimal_symmetric_loss
 from rugtheory.weights import predicted_loss_from_weights
 
 __all__ = ["StudyRow", "CurveFit", "extrapolate_curve", "format_curve_table", "model_tag", "train_and_store", "load_model", "analyze_model", "best_rug", "rug_scan",
-           "format_rug_table", "fit_gap", "fit_rug_gap", "format_table", "weight_structure_figure", "main"]
+           "format_rug_table", "fit_gap", "fit_rug_gap", "format_table", "weight_structure_stats", "weight_structure_figure", "main"]
 
 
 def model_tag(n: int, m: int, p: float, seed: int) -> str:
@@ -288,13 +288,46 @@ def format_table(rows: list[StudyRow]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+#: Step at which every model's training curve is compared (the largest models run 5000 steps).
+EQUAL_STEPS = 5000
+
+
 def format_curve_table(curves: list[tuple]) -> str:
-    """Rows ``(n, p, steps, heldout, CurveFit, l_inf_heldout, l_star)`` as a markdown table."""
-    head = ("| n | p | steps | measured | gap vs L* | extrapolated L∞ ± fit SE | α | gap of L∞ vs L* | rms resid |\n"
-            "|---|---|---|---|---|---|---|---|---|\n")
+    """Rows ``(n, p, steps, heldout, CurveFit, l_inf_heldout, l_star, loss_at_EQUAL_STEPS)`` as markdown.
+
+    Losses from the confirmation curve are moved onto the held-out scale by the constant
+    ``heldout − V(last step)`` (the confirmation set is fixed, so that offset is the same at every step).
+    """
+    head = (f"| n | p | steps | measured | gap vs L* | gap at step {EQUAL_STEPS} | extrapolated L∞ ± fit SE | α | "
+            "gap of L∞ vs L* | rms resid |\n|---|---|---|---|---|---|---|---|---|---|\n")
     return head + "\n".join(
-        f"| {n} | {p:g} | {steps} | {h:.4e} | {100 * (h - ls) / ls:+.1f}% | {li:.4e} ± {f.l_inf_se:.0e} | {f.alpha:.2f} | "
-        f"{100 * (li - ls) / ls:+.1f}% | {f.rms_resid:.0e} |" for n, p, steps, h, f, li, ls in curves) + "\n"
+        f"| {n} | {p:g} | {steps} | {h:.4e} | {100 * (h - ls) / ls:+.1f}% | {100 * (at - ls) / ls:+.1f}% | "
+        f"{li:.4e} ± {f.l_inf_se:.0e} | {f.alpha:.2f} | {100 * (li - ls) / ls:+.1f}% | {f.rms_resid:.0e} |"
+        for n, p, steps, h, f, li, ls, at in curves) + "\n"
+
+
+def weight_structure_stats(W: np.ndarray) -> dict[str, float]:
+    """How concentrated each row's interference weights are (the off-diagonal W_ij of each row i).
+
+    ``sd``: standard deviation of all off-diagonal entries; ``big_neg_per_row``: entries below
+    −4 sd per row; ``share_of_sigma2_negative``: fraction of Σ_j W_ij² (the interference variance)
+    carried by negative entries; ``k_half``: mean number of a row's largest |W_ij| that carry half of
+    its Σ_j W_ij² (n/2 for a flat row; bounded if a few partners dominate, which keeps ν_i
+    non-Gaussian at any n); ``min_entry_mean`` / ``max_entry_mean``: mean over rows of the most
+    negative / most positive entry.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    n = W.shape[0]
+    off = W[~np.eye(n, dtype=bool)].reshape(n, n - 1)
+    sd = off.std()
+    sq = off**2
+    tot = sq.sum(axis=1, keepdims=True)
+    srt = -np.sort(-sq, axis=1)
+    k_half = (np.cumsum(srt, axis=1) < 0.5 * tot).sum(axis=1) + 1
+    return {"sd": float(sd), "big_neg_per_row": float((off < -4 * sd).sum(axis=1).mean()),
+            "share_of_sigma2_negative": float((sq * (off < 0)).sum() / sq.sum()),
+            "k_half": float(k_half.mean()), "min_entry_mean": float(off.min(axis=1).mean()),
+            "max_entry_mean": float(off.max(axis=1).mean())}
 
 
 def weight_structure_figure(W: np.ndarray, path: Path, *, title: str, reference_row: np.ndarray | None = None,
@@ -313,15 +346,7 @@ def weight_structure_figure(W: np.ndarray, path: Path, *, title: str, reference_
 
     n = W.shape[0]
     off = W[~np.eye(n, dtype=bool)].reshape(n, n - 1)
-    sd = off.std()
-    sq = off**2
-    tot = sq.sum(axis=1, keepdims=True)
-    srt = -np.sort(-sq, axis=1)
-    k_half = (np.cumsum(srt, axis=1) < 0.5 * tot).sum(axis=1) + 1
-    info = {"sd": float(sd), "big_neg_per_row": float((off < -4 * sd).sum(axis=1).mean()),
-            "share_of_sigma2_negative": float((sq * (off < 0)).sum() / sq.sum()),
-            "k_half": float(k_half.mean()), "min_entry_mean": float(off.min(axis=1).mean()),
-            "max_entry_mean": float(off.max(axis=1).mean())}
+    info = weight_structure_stats(W)
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
     ax[0].hist(off.ravel(), bins=200, log=True, color="tab:blue")
     ax[0].set_xlabel("off-diagonal W_ij")
@@ -381,12 +406,16 @@ def main(argv: list[str] | None = None) -> int:
             (args.out / "rugs.json").write_text(json.dumps(rug_rows, indent=1))
         return 0
     rows = []
+    structure = []
     for js in sorted(j for j in args.out.glob("n*_m*_p*_s*.json")):
         W_in, W_out, b, meta = load_model(args.out, js.stem)
         cfg = meta["config"]
-        rows.append(analyze_model(W_out @ W_in, b, cfg["p"], measured=meta["heldout_loss"], measured_se=meta["heldout_se"],
+        W = W_out @ W_in
+        rows.append(analyze_model(W, b, cfg["p"], measured=meta["heldout_loss"], measured_se=meta["heldout_se"],
                                   m=cfg["m"], converged=meta["converged"]))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+        structure.append((cfg["n"], cfg["p"], rows[-1].skewness, rows[-1].excess_kurtosis, weight_structure_stats(W)))
+        del W_in, W_out, W
     rows.sort(key=lambda r: (r.p, r.r, r.n))
     print(format_table(rows))
     curves = []
@@ -398,9 +427,15 @@ def main(argv: list[str] | None = None) -> int:
             fit = extrapolate_curve([(int(t), float(v)) for t, v in hist])
             shift = meta["heldout_loss"] - hist[-1][1]  # confirmation set -> held-out scale
             l_star = float(optimal_symmetric_loss(c["p"], c["m"] / c["n"]).loss)
-            curves.append((c["n"], c["p"], meta["steps_run"], meta["heldout_loss"], fit, fit.l_inf + shift, l_star))
+            at = dict((int(t), float(v)) for t, v in hist).get(EQUAL_STEPS, float("nan")) + shift
+            curves.append((c["n"], c["p"], meta["steps_run"], meta["heldout_loss"], fit, fit.l_inf + shift, l_star, at))
     if curves:
         print(format_curve_table(sorted(curves, key=lambda x: (x[1], x[0]))))
+    print("| n | p | skewness | excess kurtosis | k_half (of n−1) | entries < −4 sd per row | share of Σ W² negative |\n"
+          "|---|---|---|---|---|---|---|")
+    for n, p, sk, ku, s in sorted(structure, key=lambda x: (x[1], x[0])):
+        print(f"| {n} | {p:g} | {sk:+.2f} | {ku:+.2f} | {s['k_half']:.1f} | {s['big_neg_per_row']:.1f} | "
+              f"{100 * s['share_of_sigma2_negative']:.0f}% |")
     print(json.dumps(fit_gap(rows), indent=1))
     if (args.out / "rugs.json").exists():
         print("rug fit (p·n >= 10):", json.dumps(fit_rug_gap(json.loads((args.out / "rugs.json").read_text()))))
