@@ -377,7 +377,6 @@ class _DataStream:
                 x[k] = sample_data(x[k], p)
         return x
 
-
     def draw_sparse(self, rows: int, n: int, *, transpose: bool = True) -> _SparseX:
         """The same samples as :meth:`draw` (same random numbers), held by their active entries.
 
