@@ -35,7 +35,7 @@ from rugtheory.optimum import optimal_symmetric_loss
 from rugtheory.weights import predicted_loss_from_weights
 
 __all__ = ["StudyRow", "CurveFit", "extrapolate_curve", "format_curve_table", "model_tag", "train_and_store", "load_model", "analyze_model", "best_rug", "rug_scan",
-           "format_rug_table", "fit_gap", "fit_rug_gap", "format_table", "weight_structure_stats", "weight_structure_figure", "main"]
+           "format_rug_table", "fit_gap", "fit_rug_gap", "format_table", "weight_structure_stats", "weight_structure_figure", "training_curves_figure", "main"]
 
 
 def model_tag(n: int, m: int, p: float, seed: int) -> str:
@@ -306,6 +306,39 @@ def format_curve_table(curves: list[tuple]) -> str:
         for n, p, steps, h, f, li, ls, at in curves) + "\n"
 
 
+def training_curves_figure(curves: dict[int, tuple[list[tuple[int, float]], float]], path: Path, *, p: float, r: float,
+                           reference: dict[str, float] | None = None) -> None:
+    """Loss against optimiser step for each n (one model per n at one (p, r)), with horizontal lines.
+
+    ``curves`` maps n to ``(confirm_history, shift)``; each curve is drawn on the held-out scale
+    (``V(t) + shift``). ``reference`` maps labels (e.g. "L*") to losses drawn as horizontal lines.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    cmap = plt.get_cmap("viridis")
+    ns = sorted(curves)
+    for k, n in enumerate(ns):
+        hist, shift = curves[n]
+        t = np.array([s for s, _ in hist], dtype=float)
+        v = np.array([x for _, x in hist], dtype=float) + shift
+        ax.plot(t, v, "-", color=cmap(k / max(1, len(ns) - 1)), lw=1.4, label=f"n = {n}")
+    for (label, val), style in zip((reference or {}).items(), ("k--", "k:", "k-.")):
+        ax.axhline(val, color="k", ls=style[1:], lw=1, label=f"{label} = {val:.3e}")
+    ax.set_xlabel("optimiser step (batch 1024, Adam lr 3e-3/√n)")
+    ax.set_ylabel("loss (confirmation curve on the held-out scale)")
+    ax.set_title(f"trained models, p = {p:g}, r = {r:g}")
+    lo = min(min(x for _, x in h) + s for h, s in curves.values())
+    ax.set_ylim(0.95 * min([lo] + list((reference or {}).values())), 1.6 * lo)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def weight_structure_stats(W: np.ndarray) -> dict[str, float]:
     """How concentrated each row's interference weights are (the off-diagonal W_ij of each row i).
 
@@ -367,6 +400,29 @@ def weight_structure_figure(W: np.ndarray, path: Path, *, title: str, reference_
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return info
+
+
+def _curve_figures(out: Path) -> None:
+    """One training-curve figure per (p, r) in ``out``: ``curves_p<p>_r<r>.png``."""
+    from rugtheory.phase_map import expected_structure
+
+    groups: dict[tuple[float, float], dict[int, tuple[list[tuple[int, float]], float]]] = {}
+    for js in sorted(out.glob("n*_m*_p*_s*.json")):
+        meta = json.loads(js.read_text())
+        hist = meta.get("confirm_history")
+        if not hist:
+            continue
+        c = meta["config"]
+        key = (c["p"], round(c["m"] / c["n"], 6))
+        groups.setdefault(key, {})[c["n"]] = ([(int(t), float(v)) for t, v in hist], meta["heldout_loss"] - hist[-1][1])
+    for (p, r), curves in groups.items():
+        ref = {"L*": float(optimal_symmetric_loss(p, r).loss)}
+        es = expected_structure(p, r)
+        if es.loss < ref["L*"]:
+            ref[f"{es.winner} (large n)"] = float(es.loss)
+        path = out / f"curves_p{p:g}_r{r:g}.png"
+        training_curves_figure(curves, path, p=p, r=r, reference=ref)
+        print(f"training curves: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -431,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             curves.append((c["n"], c["p"], meta["steps_run"], meta["heldout_loss"], fit, fit.l_inf + shift, l_star, at))
     if curves:
         print(format_curve_table(sorted(curves, key=lambda x: (x[1], x[0]))))
+        _curve_figures(args.out)
     print("| n | p | skewness | excess kurtosis | k_half (of n−1) | entries < −4 sd per row | share of Σ W² negative |\n"
           "|---|---|---|---|---|---|---|")
     for n, p, sk, ku, s in sorted(structure, key=lambda x: (x[1], x[0])):
