@@ -57,7 +57,7 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
         parts.append("\nTrained models skipped: torch is not installed (`pip install 'rugtheory[train]'`).\n")
         trained = []
     else:
-        from validation.finite_n_study import analyze_model, fit_gap, format_table, weight_structure_figure
+        from validation.finite_n_study import analyze_model, fit_gap, weight_structure_figure
         from validation.train import TrainConfig
 
         if ctx.quick:
@@ -120,6 +120,22 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
             f"ReLU clips negative interference when feature i is off, so that part of the variance costs "
             f"almost nothing; the Gaussian law, symmetric, charges it in full — hence the Gaussian prediction "
             f"far above the measured loss, and the exact law of ν_i landing on it.\n")
+    if trained:
+        from validation.finite_n_study import training_curves_figure
+
+        sel = [mdl for mdl in trained if mdl.config.p == 0.045 and mdl.confirm_history]
+        if sel:
+            curves = {mdl.config.n: (mdl.confirm_history, mdl.heldout_loss - mdl.confirm_history[-1][1]) for mdl in sel}
+            fig = ctx.path("finite_n_curves.png")
+            l_star = float(optimal_symmetric_loss(0.045, 0.25).loss)
+            training_curves_figure(curves, fig, p=0.045, r=0.25, reference={"L*": l_star})
+            still = [mdl.config.n for mdl in sel if not mdl.converged]
+            parts.append(
+                f"\n![training curves]({fig.name})\n\nTraining curves of the p = 0.045 models (confirmation loss, "
+                f"moved onto the held-out scale). "
+                + (f"Models at n = {', '.join(map(str, still))} were still improving when the step cap came, so "
+                   f"their gap to L* mixes the finite-n effect with unfinished training.\n" if still else
+                   "Every model met the convergence rule.\n"))
     parts.append(f"\n(section time {time.perf_counter() - start:.0f} s)\n")
     return "".join(parts)
 
