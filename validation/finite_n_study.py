@@ -300,10 +300,19 @@ def format_curve_table(curves: list[tuple]) -> str:
     """
     head = (f"| n | p | steps | measured | gap vs L* | gap at step {EQUAL_STEPS} | extrapolated L∞ ± fit SE | α | "
             "gap of L∞ vs L* | rms resid |\n|---|---|---|---|---|---|---|---|---|---|\n")
+    def extrapolated(f: CurveFit, li: float, ls: float) -> str:
+        if f.alpha < MIN_ALPHA:  # a tail that flat does not pin L_inf down (fits then run to L_inf ~ 0)
+            return f"not extrapolable (α = {f.alpha:.2f} < {MIN_ALPHA}) | {f.alpha:.2f} | — "
+        return f"{li:.4e} ± {f.l_inf_se:.0e} | {f.alpha:.2f} | {100 * (li - ls) / ls:+.1f}%"
+
     return head + "\n".join(
         f"| {n} | {p:g} | {steps} | {h:.4e} | {100 * (h - ls) / ls:+.1f}% | {100 * (at - ls) / ls:+.1f}% | "
-        f"{li:.4e} ± {f.l_inf_se:.0e} | {f.alpha:.2f} | {100 * (li - ls) / ls:+.1f}% | {f.rms_resid:.0e} |"
+        f"{extrapolated(f, li, ls)} | {f.rms_resid:.0e} |"
         for n, p, steps, h, f, li, ls, at in curves) + "\n"
+
+
+#: Below this power-law exponent the tail of a training curve is too flat to extrapolate.
+MIN_ALPHA = 0.5
 
 
 def training_curves_figure(curves: dict[int, tuple[list[tuple[int, float]], float]], path: Path, *, p: float, r: float,
