@@ -401,8 +401,8 @@ def _loss_on(
     n = w_in.shape[-1]
     data = _DataStream(seeds, p.view(-1).tolist(), stream, w_in.device, w_in.dtype)
     if sparse is None:
-        sparse = w_in.device.type == "cpu" and all(q <= SPARSE_P for q in data.ps)  # as in training
-    w_in_t = w_in.transpose(1, 2).contiguous().view(-1, w_in.shape[1]) if sparse else None
+        sparse = _sparse_default(w_in.device, data.ps)  # as in training
+    w_in_t = _stacked_rows(w_in) if sparse else None
     total = torch.zeros(len(seeds), dtype=torch.float64, device=w_in.device)
     total_sq = torch.zeros_like(total)
     done = 0
@@ -410,9 +410,7 @@ def _loss_on(
         rows = min(chunk, samples - done)
         if sparse:
             x = data.draw_sparse(rows, n, transpose=False)
-            h = torch.nn.functional.embedding_bag(x.rows_index, w_in_t, x.rows_offsets, mode="sum",
-                                                  per_sample_weights=x.values).view(len(seeds), rows, -1)
-            diff = torch.baddbmm(b.unsqueeze(1), h, w_out.transpose(1, 2)).clamp_min_(0)  # y
+            _, diff = _sparse_forward(w_in_t, w_out, b, x)  # y
             flat = diff.view(-1)
             flat.index_copy_(0, x.flat, flat.index_select(0, x.flat) - x.values)  # y - x at active entries
         else:
@@ -514,6 +512,28 @@ def _loss_and_grads(
     return loss, [g_in, g_out, g_b]
 
 
+def _stacked_rows(w_in: torch.Tensor) -> torch.Tensor:
+    """The W_in^T of every instance stacked as one row-major (I n, M) matrix (embedding_bag's fast path)."""
+    inst, big_m, n = w_in.shape
+    return w_in.transpose(1, 2).contiguous().view(inst * n, big_m)
+
+
+def _sparse_forward(w_in_t: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor,
+                    x: _SparseX) -> tuple[torch.Tensor, torch.Tensor]:
+    """``h = x W_in^T`` from the active entries of x (one ``embedding_bag`` over
+    ``w_in_t = _stacked_rows(W_in)``) and ``y = ReLU(h W_out^T + b)``, in place; returns ``(h, y)``."""
+    inst, batch, _ = x.shape
+    h = torch.nn.functional.embedding_bag(x.rows_index, w_in_t, x.rows_offsets, mode="sum",
+                                          per_sample_weights=x.values).view(inst, batch, -1)
+    return h, torch.baddbmm(b.unsqueeze(1), h, w_out.transpose(1, 2)).clamp_min_(0)
+
+
+def _sparse_default(device: torch.device, ps: Sequence[float]) -> bool:
+    """The sparse step pays off on the CPU, where the products with x are a third of the work; on
+    CUDA the dense batched products are cheaper. It needs every p <= SPARSE_P."""
+    return device.type == "cpu" and all(p <= SPARSE_P for p in ps)
+
+
 def _sparse_loss_and_grads(
     w_in: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor, x: _SparseX
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -531,10 +551,7 @@ def _sparse_loss_and_grads(
     inst, big_m, n = w_in.shape
     batch = x.shape[1]
     scale = 2.0 / (batch * n)
-    w_in_t = w_in.transpose(1, 2).contiguous().view(inst * n, big_m)  # row-major: embedding_bag fast path
-    h = torch.nn.functional.embedding_bag(x.rows_index, w_in_t, x.rows_offsets, mode="sum",
-                                          per_sample_weights=x.values).view(inst, batch, big_m)
-    dz = torch.baddbmm(b.unsqueeze(1), h, w_out.transpose(1, 2)).clamp_min_(0)  # y = ReLU(z)
+    h, dz = _sparse_forward(_stacked_rows(w_in), w_out, b, x)  # dz holds y = ReLU(z) until the active entries are fixed
     flat = dz.view(-1)
     y_active = flat.index_select(0, x.flat)
     on = y_active > 0
@@ -680,10 +697,10 @@ def train_models(
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
     n = cfg.n
     states = [_Batch(configs, idx, dev, dtype) for idx in _buckets(configs, max_padding)]
-    # The sparse step (embedding_bag on the active entries of x) pays off on the CPU, where the
-    # products with x are a third of the work; on CUDA the dense batched products are cheaper.
-    use_sparse = dev.type == "cpu" if sparse is None else sparse
-    sparse_bucket = {id(st): use_sparse and all(configs[i].p <= SPARSE_P for i in st.idx) for st in states}
+    sparse_step = [
+        _sparse_default(dev, ps) if sparse is None else sparse and all(p <= SPARSE_P for p in ps)
+        for ps in ([configs[i].p for i in st.idx] for st in states)
+    ]
     streams = [_DataStream(st.seeds, [configs[i].p for i in st.idx], "train", dev, dtype) for st in states]
     results: dict[int, TrainedModel] = {}
     history: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
@@ -765,10 +782,10 @@ def train_models(
     beta = cfg.ema_beta
     while any(st.idx for st in states) and step < cfg.steps:
         step += 1
-        for st, data in zip(states, streams):
+        for st, data, use_sparse in zip(states, streams, sparse_step):
             if not st.idx:
                 continue
-            if sparse_bucket[id(st)]:
+            if use_sparse:
                 loss, grads = _sparse_loss_and_grads(st.w_in, st.w_out, st.b, data.draw_sparse(cfg.batch, n))
             else:
                 loss, grads = _loss_and_grads(st.w_in, st.w_out, st.b, data.draw(cfg.batch, n))
