@@ -7,8 +7,9 @@ banner; ``tests/test_generated_tables.py`` regenerates them and fails on any dif
 
 Sources: :func:`derivations.asymptotics.derive` (THEORY §5–§6) and, when present,
 :func:`derivations.symmetric_loss.derive` (THEORY §3). Expression values are computed with
-mpmath at 30 digits and printed with 10 significant digits (platform independent); numerical
-tables print 6 significant digits (relative errors: 4).
+mpmath at 30 digits and printed with 8 significant digits (EXPRESSION_DIGITS); numerical tables print 6 significant
+digits (relative errors: 4); thresholds below T_FLOOR print as 0. These choices keep every file
+byte-identical across CPUs, SIMD paths and thread counts (tests/test_generated_tables.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import io
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 __all__ = ["GENERATED", "BANNER", "FILES", "expression_rows", "decoder_rows", "asymptotic_rows", "render_all", "write_tables", "main"]
 
@@ -57,17 +60,19 @@ def _point_values(p: float, r: float) -> dict[str, object]:
     import numpy as np
 
     from rugtheory import asymptotics as A
-    from rugtheory import decoders
+    from rugtheory.optimum import optimal_symmetric_loss
 
-    s = float(decoders.channel_scale(p, r))
-    relu = decoders.relu_decoder_optimum(p, r)
+    # The ReLU optimum comes from the stationarity root of L* (accurate to ~1e-15), not from the
+    # decoders' threshold search (reproducible to ~1e-12): the values below print 8 digits.
+    relu = optimal_symmetric_loss(p, r)
+    s = float(relu.s)
     K = A.relu_sparse_constant(p)
     lam = float(A.big_lambda(p))
-    a_star, b_star = float(relu.gain), float(relu.shift)
+    a_star, b_star = float(relu.a), float(relu.b)
     return {
         "p": p, "r": r, "s": s, "v": p / 3 - p * p / 4, "kappa3": float(A.third_cumulant(p)),
         "ell": -np.log(p), "Lambda": lam, "lambda": np.log(lam), "epsilon": 1 / lam,
-        "t": float(K.t), "T": float(K.t) ** 2, "theta": float(relu.threshold), "u": 0.5, "c": 1.0,
+        "t": float(K.t), "T": float(K.t) ** 2, "theta": float(relu.theta), "u": 0.5, "c": 1.0,
         "tau_B": float(A.bayes_threshold(p, r)), "h": 1 - r, "K_p": float(K.K), "w": 1.0, "x": 0.5, "C_phi": A.C_PHI,
         # the tail series are evaluated at a = 4; the foundation's symbols at the ReLU optimum
         "a": 4.0, "a@symmetric_loss": a_star, "b": b_star, "sigma": a_star * s,
@@ -98,7 +103,7 @@ def _evaluate(expr, values: dict[str, object], source: str) -> str:
             val = f(*args)
         except (ZeroDivisionError, ValueError, TypeError):
             return "—"
-        return mp.nstr(mp.mpf(val), 10) if mp.im(val) == 0 else mp.nstr(val, 10)
+        return mp.nstr(mp.mpf(val), EXPRESSION_DIGITS) if mp.im(val) == 0 else mp.nstr(val, EXPRESSION_DIGITS)
 
 
 def expression_rows() -> Table:
@@ -117,8 +122,22 @@ def expression_rows() -> Table:
 
 
 # ------------------------------------------------------------------------------- numbers
-def _g(x: float, digits: int = 6) -> str:
-    return f"{x:.{digits}g}"
+#: Significant digits of the expression values. Their inputs (s, θ*, a*, b*) are float64 values
+#: that may differ by a few ulps between CPUs (another libm or SIMD path); 8 digits put a rounding
+#: boundary within that noise with probability ~1e-6 per value.
+EXPRESSION_DIGITS = 8
+#: Thresholds t = θ/s are reproducible to ~1e-12 (decoders._polish); below this floor |t| is
+#: noise around an optimum at exactly 0 and prints as 0.
+T_FLOOR = 1e-9
+
+
+def _g(x: float, digits: int = 6, floor: float = 0.0) -> str:
+    """``x`` to ``digits`` significant digits; ``|x| <= floor`` (noise) prints as 0, never ``-0``."""
+    x = float(x)
+    if abs(x) <= floor:
+        return "0"
+    out = f"{x:.{digits}g}"
+    return "0" if out in ("-0", "0", "-0.0") else out
 
 
 def decoder_rows(p_values: Sequence[float] = GRID_P, r_values: Sequence[float] = GRID_R) -> Table:
@@ -138,7 +157,7 @@ def decoder_rows(p_values: Sequence[float] = GRID_P, r_values: Sequence[float] =
         rows.append(
             [_g(P[i]), _g(R[i]), _g(tab.s[i]), _g(tab.zero[i]), _g(tab.linear[i]), _g(tab.linear_gain_only[i]), _g(tab.relu[i]),
              _g(tab.jumprelu_gain[i]), _g(tab.jumprelu_shift[i]), _g(tab.mmse[i]), _g(tab.relu[i] / tab.mmse[i], 5), _g(K[i], 5),
-             _g(tab.relu_t[i], 5), _g(tab.jumprelu_gain_t[i], 5)]
+             _g(tab.relu_t[i], 5, T_FLOOR), _g(tab.jumprelu_gain_t[i], 5, T_FLOOR)]
         )
     return ("Optimal per-feature loss of each decoder on the channel y = x + sZ", header, rows)
 
@@ -152,15 +171,24 @@ def paper_grid_rows() -> Table:
     return ("Decoder losses on the paper grid", header, rows)
 
 
-def _rel(a, b) -> str:
-    return f"{float(a / b - 1):.3e}"
+#: Relative differences a/b − 1 of two float64 losses carry ~1e-15 of rounding noise that varies
+#: between CPUs; they print with their last digit no finer than REL_RESOLUTION, and below it as a bound.
+REL_RESOLUTION = 1e-12
+
+
+def _rel(a, b, digits: int = 4) -> str:
+    """``a/b − 1`` with at most ``digits`` significant digits and the last one ≥ REL_RESOLUTION."""
+    x = float(a / b - 1)
+    if abs(x) < REL_RESOLUTION:
+        return f"|x| < {REL_RESOLUTION:.0e}"
+    lead = int(np.floor(np.log10(abs(x))))
+    d = max(1, min(digits, lead - int(round(np.log10(REL_RESOLUTION))) + 1))
+    return f"{x:.{d - 1}e}"
 
 
 def _gap(a, b) -> str:
-    """``a/b − 1`` for two nearly equal losses: 2 digits, and below 1e−13 (where rounding of
-    the two losses decides the digits) printed as a bound, so that the table is reproducible."""
-    x = float(a / b - 1)
-    return "|x| < 1e-13" if abs(x) < 1e-13 else f"{x:.1e}"
+    """``a/b − 1`` for two nearly equal losses, with 2 digits (see :func:`_rel`)."""
+    return _rel(a, b, digits=2)
 
 
 def asymptotic_rows() -> list[Table]:

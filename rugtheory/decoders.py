@@ -376,6 +376,7 @@ def _optimise(decoder: str, p: np.ndarray, r: np.ndarray) -> DecoderOptimum:
         if better.any():
             Lc, Gc, Bc = _thresholded(decoder, grid[k[better]] * ss[better], pp[better], ss[better])
             L[better], G[better], B[better], t_best[better] = Lc, Gc, Bc, grid[k[better]]
+        t_best, L, G, B = _polish(decoder, t_best, L, G, B, pp, ss)
         th = t_best * ss
         # the unclipped limit θ → −∞
         if decoder in ("relu", "jumprelu_shift"):
@@ -405,6 +406,41 @@ def _optimise(decoder: str, p: np.ndarray, r: np.ndarray) -> DecoderOptimum:
         t=t.reshape(shape),
         s=s,
     )
+
+
+def _polish(decoder: str, t: np.ndarray, L: np.ndarray, G: np.ndarray, B: np.ndarray, p: np.ndarray, s: np.ndarray):
+    """Make the optimal threshold reproducible to ~1e-12 instead of the golden bracket's ~1e-8.
+
+    A golden-section search on a flat minimum stops wherever ulp-level differences in the loss
+    (another CPU's exp/log, another SIMD path) steer it, anywhere within ~sqrt(eps) of the true
+    argmin. Two deterministic steps remove that noise (docs/theory.md §6):
+
+    * the vertex of the parabola through ``t − h, t, t + h`` (h = 1e-4) is taken whenever the
+      curvature is positive and the vertex lies inside ``[t − h, t + h]``; its noise is
+      ~eps/(h² L'') ≈ 1e-12, its bias O(h²) ≈ 1e-8 is the same on every machine;
+    * for the gain-only JumpReLU, θ = 0 is always a stationary point (the indifference condition
+      ``c²θ² = 2cθ E[x | y = θ]`` holds at θ = 0), so where the loss at exactly θ = 0 is within
+      1e-12 relative of the polished minimum, the optimum is reported as exactly θ = 0.
+    """
+    h = 1e-4
+    fm = _thresholded(decoder, (t - h) * s, p, s)[0]
+    fp = _thresholded(decoder, (t + h) * s, p, s)[0]
+    curv = fp - 2.0 * L + fm
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(curv > 0, 0.5 * h * (fm - fp) / np.where(curv > 0, curv, 1.0), 0.0)
+    ok = (curv > 0) & (np.abs(step) <= h)
+    if ok.any():
+        t = t.copy()
+        t[ok] = t[ok] + step[ok]
+        Lv, Gv, Bv = _thresholded(decoder, t[ok] * s[ok], p[ok], s[ok])
+        L, G, B = L.copy(), G.copy(), B.copy()
+        L[ok], G[ok], B[ok] = Lv, Gv, Bv
+    if decoder == "jumprelu_gain":
+        L0, G0, B0 = _thresholded(decoder, np.zeros_like(t), p, s)
+        zero = L0 <= L * (1.0 + 1e-12)
+        t = np.where(zero, 0.0, t)
+        L, G, B = np.where(zero, L0, L), np.where(zero, G0, G), np.where(zero, B0, B)
+    return t, L, G, B
 
 
 def relu_decoder_optimum(p: float | np.ndarray, r: float | np.ndarray) -> DecoderOptimum:

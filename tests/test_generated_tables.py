@@ -37,3 +37,21 @@ def test_every_derived_expression_is_tabulated(regenerated: Path) -> None:
     text = (regenerated / "derived_expressions.csv").read_text(encoding="utf-8")
     for name in derive():
         assert f"asymptotics,{name}," in text, name
+
+
+def test_tables_are_identical_on_another_simd_path_and_one_thread(tmp_path: Path) -> None:
+    """Regenerate in a fresh interpreter with one BLAS/OpenMP thread and numpy's AVX-512 kernels
+    switched off (the SIMD path of a CPU without AVX-512, where exp/log round differently in the
+    last ulp), and require byte-identical files. This is how a CPU-dependent 7e-17 once reached
+    a committed table."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR AVX512_SKX AVX512_CLX AVX512_CNL AVX512F")
+    cmd = [sys.executable, "-W", "ignore", "-m", "derivations.tables", "--out", str(tmp_path)]
+    subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])
+    for name in FILES:
+        fresh = (tmp_path / name).read_text(encoding="utf-8")
+        assert fresh == (GENERATED / name).read_text(encoding="utf-8"), f"{name} differs on another SIMD path"
