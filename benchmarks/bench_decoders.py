@@ -19,7 +19,8 @@ import numpy as np
 
 from benchmarks._common import load_line
 
-from rugtheory import decoders, decoders_oracle
+from rugtheory.theory import decoders
+from rugtheory.twins import decoders_oracle
 
 GRID = np.linspace(0.002001, 0.8, 20)
 
@@ -68,7 +69,7 @@ def bench_foundation() -> float:
 
 
 def bench_topk() -> list[tuple[int, float, float, float, int, float, float]]:
-    from rugtheory.topk import topk_rug_loss
+    from rugtheory.constructions.topk_simulation import topk_rug_loss
 
     out = []
     for n in (256, 1024, 4096):

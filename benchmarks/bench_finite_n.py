@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from rugtheory.finite_n import exact_loss_from_weights, monte_carlo_loss_from_weights
+from rugtheory.theory.finite_n import exact_loss_from_weights, monte_carlo_loss_from_weights
 
 __all__ = ["main", "trained_like_model"]
 

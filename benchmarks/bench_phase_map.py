@@ -14,9 +14,8 @@ import numpy as np
 
 
 def _clear_caches() -> None:
-    import rugtheory.phase_map as pm
-    from rugtheory import structures
-
+    import rugtheory.constructions.phase_map as pm
+    from rugtheory.constructions import structures
     structures._clear_optimizer_cache()
     structures._corners.cache_clear()
     pm._HULL_CACHE.clear()
@@ -24,7 +23,7 @@ def _clear_caches() -> None:
 
 def _single_point_seconds(p: float, r: float) -> tuple[float, float]:
     """Wall and CPU seconds of one cold ``expected_structure(p, r)`` (what ``rugtheory predict`` pays)."""
-    from rugtheory.phase_map import expected_structure
+    from rugtheory.constructions.phase_map import expected_structure
 
     _clear_caches()
     t, c = time.perf_counter(), time.process_time()
@@ -33,9 +32,9 @@ def _single_point_seconds(p: float, r: float) -> tuple[float, float]:
 
 
 def main() -> None:
-    import rugtheory.phase_map as pm
-    from rugtheory.optimum import optimal_symmetric_loss
-    from rugtheory.structures import optimal_paired_rug_loss, optimal_structure_loss, standard_constructions
+    import rugtheory.constructions.phase_map as pm
+    from rugtheory.theory.optimum import optimal_symmetric_loss
+    from rugtheory.constructions.structures import optimal_paired_rug_loss, optimal_structure_loss, standard_constructions
 
     p = np.geomspace(1e-4, 0.9, 40)
     r = np.linspace(0.025, 1.0, 40)
@@ -83,7 +82,7 @@ def main() -> None:
     print(f"target: expected_structure < 0.25 s per point (CPU; wall ~ CPU on a quiet machine) -> "
           f"{'PASS' if worst < 0.25 else 'FAIL'} ({worst:.3f} s), load average {os.getloadavg()[0]:.1f}")
     print(f"envelope vs 4x finer rug grid, max relative difference on 5x5 subgrid: {err:.2e}")
-    from rugtheory.structures import regular_polygon
+    from rugtheory.constructions.structures import regular_polygon
 
     t = time.perf_counter()
     extra = pm.phase_map(p, r, constructions=standard_constructions() + [regular_polygon(7), regular_polygon(8)])

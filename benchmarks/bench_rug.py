@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from rugtheory import optimal_symmetric_loss
-from rugtheory.persian_rug import persian_rug, theory_scalars
-from rugtheory.rug_simulation import format_convergence_table, rug_convergence_table, rug_loss_monte_carlo
+from rugtheory.constructions.persian_rug import persian_rug, theory_scalars
+from rugtheory.constructions.rug_monte_carlo import format_convergence_table, rug_convergence_table, rug_loss_monte_carlo
 
 __all__ = ["main", "headline", "operator_scaling", "convergence"]
 

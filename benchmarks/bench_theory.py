@@ -18,8 +18,9 @@ import numpy as np
 
 from benchmarks._common import load_line
 
-from rugtheory import optimal_symmetric_loss, oracle, symmetric_loss
-from rugtheory.montecarlo import symmetric_loss_mc
+from rugtheory import optimal_symmetric_loss, symmetric_loss
+from rugtheory.twins import oracle
+from rugtheory.twins.montecarlo import symmetric_loss_mc
 
 GRID = np.linspace(0.002001, 0.8, 20)
 

@@ -1,4 +1,4 @@
-"""Benchmark: training speed of validation.train against the reference implementation's figure.
+"""Benchmark: training speed of rugtheory.validation.train against the reference implementation's figure.
 
 1. single: the n = 512, m = 128, p = 0.045 model with the reference recipe (Adam lr 3e-3/√n,
    eps 1e-7, batch 1024, fresh samples) for ``SINGLE_STEPS`` steps; its held-out loss (100k fresh
@@ -46,7 +46,7 @@ def _timed(fn):  # noqa: ANN001, ANN202
 
 
 def _grid_configs(steps: int):  # noqa: ANN202
-    from validation.train import TrainConfig
+    from rugtheory.validation.train import TrainConfig
 
     rs = [0.05, 0.2, 0.35, 0.5, 0.8]
     ps = [0.01, 0.03, 0.1, 0.3]
@@ -86,7 +86,7 @@ def _naive_loop(cfg, steps: int) -> None:  # noqa: ANN001
 def main() -> None:
     import torch
 
-    from validation.train import SPARSE_P, TrainConfig, train_models
+    from rugtheory.validation.train import SPARSE_P, TrainConfig, train_models
 
     quick = os.environ.get("RUGTHEORY_BENCH_QUICK") == "1"
     if os.environ.get("RUGTHEORY_BENCH_THREADS"):
@@ -103,10 +103,10 @@ def main() -> None:
     (model,), wall, cpu, load = _timed(lambda: train_models([cfg], device="cpu"))
     print("\n| single model n=512 m=128 p=0.045 | steps | held-out loss ± SE | wall s | CPU s | ms/step | "
           "speed-up vs 1660 s | load |\n|---|---|---|---|---|---|---|---|")
-    print(f"| validation.train (reference recipe) | {model.steps_run} | {model.heldout_loss:.4e} ± "
+    print(f"| rugtheory.validation.train (reference recipe) | {model.steps_run} | {model.heldout_loss:.4e} ± "
           f"{model.heldout_se:.1e} | {wall:.1f} | {cpu:.1f} | {1e3 * wall / model.steps_run:.2f} | "
           f"{REFERENCE_SECONDS / wall:.1f}x (wall), {REFERENCE_SECONDS / cpu:.1f}x (CPU s) | {load} |")
-    print(f"| reference (THEORY §9 / issue) | ~10000 | {REFERENCE_LOSS:.2e} (last-minibatch loop) | "
+    print(f"| reference (docs/theory.md §9 / issue) | ~10000 | {REFERENCE_LOSS:.2e} (last-minibatch loop) | "
           f"{REFERENCE_SECONDS:.0f} | | | 1x | |")
     route_steps = 50 if quick else 1000
     short = TrainConfig(n=512, m=128, p=0.045, steps=route_steps, check_every=route_steps, window=route_steps,
@@ -158,7 +158,7 @@ def main() -> None:
 def _gpu(quick: bool) -> None:
     import torch
 
-    from validation.train import TrainConfig, train_models
+    from rugtheory.validation.train import TrainConfig, train_models
 
     dev = "cuda"
     a = torch.randn(8192, 8192, device=dev)

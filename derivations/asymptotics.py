@@ -1,7 +1,7 @@
-"""Sympy derivation of the decoder asymptotics on the channel y = x + sZ (THEORY §5, §6).
+"""Sympy derivation of the decoder asymptotics on the channel y = x + sZ (docs/theory.md §5, §6).
 
-Run ``python -m derivations.asymptotics`` to print every derived expression. :func:`derive`
-returns them as a dict of sympy expressions; ``rugtheory.asymptotics`` evaluates the same
+Run ``python -m rugtheory.derivations.asymptotics`` to print every derived expression. :func:`derive`
+returns them as a dict of sympy expressions; ``rugtheory.theory.asymptotics`` evaluates the same
 formulas in numpy, and ``tests/test_asymptotics.py`` checks that the two agree and that each
 series' relative error goes to zero along its limit.
 

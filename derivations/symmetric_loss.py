@@ -1,6 +1,6 @@
-r"""Derive the closed form of the symmetric large-N loss L(a, b, σ; p) (THEORY §3) with sympy.
+r"""Derive the closed form of the symmetric large-N loss L(a, b, σ; p) (docs/theory.md §3) with sympy.
 
-The x-integral of THEORY §3 is done symbolically. With :math:`t = (ax+b)/\sigma`,
+The x-integral of docs/theory.md §3 is done symbolically. With :math:`t = (ax+b)/\sigma`,
 :math:`x = (\sigma t - b)/a`, :math:`dx = (\sigma/a)\,dt`, the integrand
 :math:`x^2 - 2xG_1(ax+b,\sigma) + G_2(ax+b,\sigma)` is a polynomial in t times :math:`\Phi(t)` plus a
 polynomial times :math:`\varphi(t)` plus a polynomial. Its antiderivative follows from two exact
@@ -15,7 +15,7 @@ the closed form in LaTeX, and writes ``derivations/generated/symmetric_loss.{md,
 ``tests/test_derivations.py`` re-runs it, diffs the generated files, and compares the expression
 (evaluated by mpmath at 50 digits) with the runtime :func:`rugtheory.symmetric_loss`.
 
-Run: ``python -m derivations.symmetric_loss [--write]``.
+Run: ``python -m rugtheory.derivations.symmetric_loss [--write]``.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def render_latex(exprs: dict[str, sp.Expr] | None = None) -> str:
     return "\n".join(
         [
             f"% {BANNER}",
-            r"% Symmetric large-N loss (THEORY §3); t0 = b/\sigma, t1 = (a+b)/\sigma.",
+            r"% Symmetric large-N loss (docs/theory.md §3); t0 = b/\sigma, t1 = (a+b)/\sigma.",
             r"\begin{align}",
             r"G_1(\sigma t,\sigma) &= " + _tex(e["G1"]) + r" \\",
             r"G_2(\sigma t,\sigma) &= " + _tex(e["G2"]) + r" \\",
@@ -134,7 +134,7 @@ def render_markdown(exprs: dict[str, sp.Expr] | None = None) -> str:
             f"<!-- {BANNER} -->",
             "# Closed form of the symmetric loss L(a, b, σ; p)",
             "",
-            "THEORY §3: L = (1-p) G2(b, σ) + p ∫₀¹ [x² - 2x G1(ax+b, σ) + G2(ax+b, σ)] dx.",
+            "docs/theory.md §3: L = (1-p) G2(b, σ) + p ∫₀¹ [x² - 2x G1(ax+b, σ) + G2(ax+b, σ)] dx.",
             "Substituting t = (ax+b)/σ, the on-feature integral is F(t₁) - F(t₀) with t₀ = b/σ, t₁ = (a+b)/σ and",
             "",
             "$$F(t) = " + _tex(e["antiderivative"]) + "$$",

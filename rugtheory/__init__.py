@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rugtheory.normal import mills_ratio, norm_cdf, norm_pdf, relu_gaussian_moments
-from rugtheory.optimum import (
+from rugtheory.theory.normal import mills_ratio, norm_cdf, norm_pdf, relu_gaussian_moments
+from rugtheory.theory.optimum import (
     SymmetricOptimum,
     affine_threshold,
     linear_loss,
@@ -20,7 +20,7 @@ from rugtheory.optimum import (
     optimal_symmetric_loss,
     zero_loss,
 )
-from rugtheory.symmetric import (
+from rugtheory.theory.symmetric import (
     DataMoments,
     data_moments,
     interference_scale,
@@ -29,7 +29,7 @@ from rugtheory.symmetric import (
     relu_gaussian_second_moment,
     symmetric_loss,
 )
-from rugtheory.weights import (
+from rugtheory.theory.weights import (
     WeightStatistics,
     effective_matrix,
     predicted_loss_from_weights,
@@ -39,20 +39,20 @@ from rugtheory.weights import (
 
 #: Public names loaded lazily: name -> defining module.
 _LAZY: dict[str, str] = {
-    "DecoderTable": "rugtheory.decoders",
-    "decoder_table": "rugtheory.decoders",
-    "PersianRug": "rugtheory.persian_rug",
-    "RugScalars": "rugtheory.persian_rug",
-    "persian_rug": "rugtheory.persian_rug",
-    "theory_scalars": "rugtheory.persian_rug",
-    "FiniteNLoss": "rugtheory.finite_n",
-    "exact_loss_from_factors": "rugtheory.finite_n",
-    "exact_loss_from_weights": "rugtheory.finite_n",
-    "EdgeworthLoss": "rugtheory.edgeworth",
-    "edgeworth_loss_from_weights": "rugtheory.edgeworth",
-    "ExpectedStructure": "rugtheory.phase_map",
-    "PhaseMap": "rugtheory.phase_map",
-    "expected_structure": "rugtheory.phase_map",
+    "DecoderTable": "rugtheory.theory.decoders",
+    "decoder_table": "rugtheory.theory.decoders",
+    "PersianRug": "rugtheory.constructions.persian_rug",
+    "RugScalars": "rugtheory.constructions.persian_rug",
+    "persian_rug": "rugtheory.constructions.persian_rug",
+    "theory_scalars": "rugtheory.constructions.persian_rug",
+    "FiniteNLoss": "rugtheory.theory.finite_n",
+    "exact_loss_from_factors": "rugtheory.theory.finite_n",
+    "exact_loss_from_weights": "rugtheory.theory.finite_n",
+    "EdgeworthLoss": "rugtheory.theory.edgeworth",
+    "edgeworth_loss_from_weights": "rugtheory.theory.edgeworth",
+    "ExpectedStructure": "rugtheory.constructions.phase_map",
+    "PhaseMap": "rugtheory.constructions.phase_map",
+    "expected_structure": "rugtheory.constructions.phase_map",
 }
 
 

@@ -1,5 +1,5 @@
 """``python -m rugtheory`` is the ``rugtheory`` command."""
 
-from rugtheory.cli import main
+from rugtheory.app.cli import main
 
 raise SystemExit(main())

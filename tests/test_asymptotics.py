@@ -1,5 +1,5 @@
-"""Asymptotic series (derivations/asymptotics.py, rugtheory.asymptotics) against the exact
-decoder losses (rugtheory.decoders, themselves checked against mpmath in test_decoders.py)."""
+"""Asymptotic series (derivations/asymptotics.py, rugtheory.theory.asymptotics) against the exact
+decoder losses (rugtheory.theory.decoders, themselves checked against mpmath in test_decoders.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from rugtheory import asymptotics as A
-from rugtheory import channel, decoders
+from rugtheory.theory import asymptotics as A
+from rugtheory.theory import channel, decoders
 
 
 @pytest.fixture(scope="module")
 def derived() -> dict[str, sp.Expr]:
-    from derivations.asymptotics import derive
+    from rugtheory.derivations.asymptotics import derive
 
     return derive()
 
@@ -22,7 +22,7 @@ P_SEQ = np.array([1e-4, 1e-6, 1e-8, 1e-10, 1e-12])
 
 
 def _sym(name: str) -> sp.Symbol:
-    from derivations.asymptotics import SYMBOLS
+    from rugtheory.derivations.asymptotics import SYMBOLS
 
     return SYMBOLS[name]
 

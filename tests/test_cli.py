@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from rugtheory import optimal_symmetric_loss
-from rugtheory.cli import main
+from rugtheory.app.cli import main
 
 
 def _run(*args):
@@ -21,7 +21,7 @@ def test_predict_json_single_point(capsys):
     assert len(lines) == 1
     rec = json.loads(lines[0])
     assert {"loss", "a", "b", "sigma", "theta", "s", "linear_loss", "zero_loss"} <= set(rec)
-    assert rec["loss"] == pytest.approx(4.856e-3, abs=5e-7)  # THEORY §4 worked example
+    assert rec["loss"] == pytest.approx(4.856e-3, abs=5e-7)  # docs/theory.md §4 worked example
     assert rec["zero_loss"] == pytest.approx(0.015)
 
 
@@ -59,7 +59,7 @@ def test_bad_input_exit_2_one_line(args, needle):
 
 def test_predict_path_stays_light():
     code = (
-        "import sys; from rugtheory.cli import main; main(['predict','--p','0.1','--r','0.5','--json']);"
+        "import sys; from rugtheory.app.cli import main; main(['predict','--p','0.1','--r','0.5','--json']);"
         "heavy = [m for m in ('sympy','matplotlib','torch') if m in sys.modules]; assert not heavy, heavy"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -67,7 +67,7 @@ def test_predict_path_stays_light():
 
 
 def test_predict_reports_expected_structure(capsys):
-    # THEORY §10: at r = 1/2, p = 0.01 antipodal pairs beat L* by ~5.6x; the phase map must say that
+    # docs/theory.md §10: at r = 1/2, p = 0.01 antipodal pairs beat L* by ~5.6x; the phase map must say that
     # a pair structure wins (tied p^2/6 or the untied 25p^2/162) and report its loss beside L*.
     assert main(["predict", "--p", "0.01", "--r", "0.5", "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)

@@ -1,4 +1,4 @@
-"""Decoders on the channel y = x + sZ (THEORY §5): every closed form / quadrature against an
+"""Decoders on the channel y = x + sZ (docs/theory.md §5): every closed form / quadrature against an
 independent route (mpmath oracle at 30+ digits, stratified Monte Carlo, the foundation's L*)."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rugtheory import channel, decoders, decoders_montecarlo, decoders_oracle
+from rugtheory.theory import channel, decoders
+from rugtheory.twins import decoders_montecarlo, decoders_oracle
 
 # Double-precision results are compared with mpmath at 1e-12 relative: the production code
 # reaches ~2e-15 where measured (see the report); 1e-12 leaves room for platform libm
@@ -115,16 +116,16 @@ def test_mmse_matches_mpmath_oracle(p: float, r: float) -> None:
 
 
 def test_worked_example_of_theory_section_4() -> None:
-    """THEORY §4: p = 0.045, r = 0.25 gives L* ≈ 4.856e−3, a* ≈ 1.289, b* ≈ −0.446 (quoted digits)."""
+    """docs/theory.md §4: p = 0.045, r = 0.25 gives L* ≈ 4.856e−3, a* ≈ 1.289, b* ≈ −0.446 (quoted digits)."""
     opt = decoders.relu_decoder_optimum(0.045, 0.25)
     assert abs(float(opt.loss) - 4.856e-3) < 0.0005e-3
     assert abs(float(opt.gain) - 1.289) < 0.0005
     assert abs(float(opt.shift) + 0.446) < 0.0005
 
 
-@pytest.mark.skipif(importlib.util.find_spec("rugtheory.optimum") is None, reason="foundation not present")
+@pytest.mark.skipif(importlib.util.find_spec("rugtheory.theory.optimum") is None, reason="foundation not present")
 def test_relu_equals_foundation_optimal_symmetric_loss() -> None:
-    from rugtheory.optimum import optimal_symmetric_loss
+    from rugtheory.theory.optimum import optimal_symmetric_loss
 
     g = np.linspace(0.002001, 0.8, 20)
     P, R = np.meshgrid(np.concatenate([g, [1e-12, 1e-7, 1.0]]), np.concatenate([g, [1e-6, 0.999]]), indexing="ij")
@@ -210,7 +211,7 @@ def test_bad_input_names_the_parameter(call, match: str) -> None:
 
 @pytest.mark.slow
 def test_topk_on_rug_approaches_its_large_n_threshold_equivalent() -> None:
-    from rugtheory.topk import topk_rug_loss
+    from rugtheory.constructions.topk_simulation import topk_rug_loss
 
     res = topk_rug_loss(0.05, 2048, 512, n_samples=2000, seed=3)
     # held-out loss within 4 standard errors plus a 2% finite-n allowance (measured gap at

@@ -1,7 +1,7 @@
-"""Finite-n theory (THEORY §7): exact loss of given weights, Edgeworth step, against independent routes.
+"""Finite-n theory (docs/theory.md §7): exact loss of given weights, Edgeworth step, against independent routes.
 
 Routes compared:
-- Bromwich inversion of the exact MGF (rugtheory.finite_n.exact_loss_from_weights)
+- Bromwich inversion of the exact MGF (rugtheory.theory.finite_n.exact_loss_from_weights)
 - enumeration of active-feature sets with exact repeated integration (enumeration_loss_from_weights)
 - Monte Carlo of the model itself (monte_carlo_loss_from_weights)
 - the direct product of the MGF factors (no series) for interference_log_mgf
@@ -18,8 +18,8 @@ import pytest
 from scipy import integrate
 
 from rugtheory import data_moments, predicted_loss_from_weights, symmetric_loss
-from rugtheory.edgeworth import edgeworth_loss_from_weights, gaussian_loss_c_derivative, interference_cumulants
-from rugtheory.finite_n import (
+from rugtheory.theory.edgeworth import edgeworth_loss_from_weights, gaussian_loss_c_derivative, interference_cumulants
+from rugtheory.theory.finite_n import (
     _direct_log_mgf,
     _invert_block,
     _row_parameters,

@@ -1,11 +1,11 @@
-"""Tests of the finite-n study's fits (validation.finite_n_study) on synthetic data with known answers."""
+"""Tests of the finite-n study's fits (rugtheory.validation.finite_n_study) on synthetic data with known answers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from validation.finite_n_study import StudyRow, extrapolate_curve, fit_gap, weight_structure_stats
+from rugtheory.validation.finite_n_study import StudyRow, extrapolate_curve, fit_gap, weight_structure_stats
 
 
 def _row(n: int, p: float, gap: float) -> StudyRow:

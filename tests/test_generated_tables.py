@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from derivations.tables import BANNER, FILES, GENERATED
-from rugtheory.cli import main
+from rugtheory.derivations.tables import BANNER, FILES, GENERATED
+from rugtheory.app.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_table_carries_the_banner(regenerated: Path, name: str) -> None:
 
 
 def test_every_derived_expression_is_tabulated(regenerated: Path) -> None:
-    from derivations.asymptotics import derive
+    from rugtheory.derivations.asymptotics import derive
 
     text = (regenerated / "derived_expressions.csv").read_text(encoding="utf-8")
     for name in derive():
@@ -50,7 +50,7 @@ def test_tables_are_identical_on_another_simd_path_and_one_thread(tmp_path: Path
 
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR AVX512_SKX AVX512_CLX AVX512_CNL AVX512F")
-    cmd = [sys.executable, "-W", "ignore", "-m", "derivations.tables", "--out", str(tmp_path)]
+    cmd = [sys.executable, "-W", "ignore", "-m", "rugtheory.derivations.tables", "--out", str(tmp_path)]
     subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=Path(__file__).resolve().parents[1])
     for name in FILES:
         fresh = (tmp_path / name).read_text(encoding="utf-8")

@@ -4,7 +4,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-from rugtheory.normal import CF_THRESHOLD, laplace_tails, mills_ratio, relu_gaussian_moments
+from rugtheory.theory.normal import CF_THRESHOLD, laplace_tails, mills_ratio, relu_gaussian_moments
 
 
 def _exact_moment(t: float, k: int) -> mp.mpf:

@@ -5,13 +5,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rugtheory import linear_loss, linear_loss_no_bias, optimal_symmetric_loss, oracle, symmetric_loss, zero_loss
-from rugtheory.montecarlo import symmetric_loss_mc
-from rugtheory.quadrature import optimal_symmetric_loss_quad
+from rugtheory import linear_loss, linear_loss_no_bias, optimal_symmetric_loss, symmetric_loss, zero_loss
+from rugtheory.twins import oracle
+from rugtheory.twins.montecarlo import symmetric_loss_mc
+from rugtheory.twins.quadrature import optimal_symmetric_loss_quad
 
 
 def test_worked_example_of_theory():
-    # THEORY §4: p = 0.045, r = 0.25 gives L* ~ 4.856e-3, a* ~ 1.289, b* ~ -0.446 (quoted to 4 / 3 digits).
+    # docs/theory.md §4: p = 0.045, r = 0.25 gives L* ~ 4.856e-3, a* ~ 1.289, b* ~ -0.446 (quoted to 4 / 3 digits).
     opt = optimal_symmetric_loss(0.045, 0.25)
     assert float(opt.loss) == pytest.approx(4.856e-3, abs=0.5e-6)
     assert float(opt.a) == pytest.approx(1.289, abs=0.5e-3)
@@ -20,7 +21,7 @@ def test_worked_example_of_theory():
 
 
 def test_dense_small_r_threshold_far_below_zero():
-    # THEORY §4: p = 0.3, r = 0.05 has theta* near -2.8 and L* just below the affine optimum.
+    # docs/theory.md §4: p = 0.3, r = 0.05 has theta* near -2.8 and L* just below the affine optimum.
     opt = optimal_symmetric_loss(0.3, 0.05)
     assert -3.0 < float(opt.theta) < -2.6
     assert 0.999 * float(opt.linear_loss) < float(opt.loss) < float(opt.linear_loss)

@@ -1,4 +1,4 @@
-"""The Persian rug (THEORY §8): exact properties, fast operators, Monte Carlo against theory.
+"""The Persian rug (docs/theory.md §8): exact properties, fast operators, Monte Carlo against theory.
 
 Independent routes compared here:
 - fast Walsh–Hadamard transform vs the dense matrix built entry by entry from popcount parity;
@@ -22,9 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rugtheory import optimal_symmetric_loss, predicted_loss_from_weights, weight_statistics
-from rugtheory.hadamard import fwht, popcount_parity, sylvester_hadamard
-from rugtheory.persian_rug import DENSE_MAX_ENTRIES, persian_rug, theory_scalars
-from rugtheory.rug_simulation import (
+from rugtheory.constructions.hadamard import fwht, popcount_parity, sylvester_hadamard
+from rugtheory.constructions.persian_rug import DENSE_MAX_ENTRIES, persian_rug, theory_scalars
+from rugtheory.constructions.rug_monte_carlo import (
     conditional_feature_loss,
     fit_rug_scalars,
     interference_law,
@@ -51,7 +51,7 @@ def test_fwht_matches_dense_popcount_matrix(k: int) -> None:
 
 
 def test_fwht_butterfly_and_kronecker_routes_agree_with_dense() -> None:
-    from rugtheory.hadamard import _fwht_butterfly, _fwht_kronecker
+    from rugtheory.constructions.hadamard import _fwht_butterfly, _fwht_kronecker
 
     for k in (1, 2, 7, 8, 11, 12):  # odd and even k; one and several Kronecker stages
         n = 1 << k
@@ -276,7 +276,7 @@ def test_estimators_agree_and_controls_are_unbiased() -> None:
 
 
 def test_rug_loss_at_large_n_reaches_lstar() -> None:
-    """THEORY §8's claim at n = 2^16, p = 0.05 (pn = 3277), r = 0.25, the theory scalars.
+    """docs/theory.md §8's claim at n = 2^16, p = 0.05 (pn = 3277), r = 0.25, the theory scalars.
 
     Allowance: 4 SE plus the finite-n gap, which the exact characteristic-function inversion puts
     at +1e-4 ... +5e-4 of L* over rug seeds at this n (relative; it scales like 1/(pn)); 1e-3 of L*
@@ -295,7 +295,7 @@ def test_rug_loss_at_large_n_reaches_lstar() -> None:
 
 def test_small_n_gap_is_real_and_matches_exact_finite_n_loss() -> None:
     """At n = 1024 (pn = 51) the rug is measurably worse than L*: MC vs the exact finite-n loss."""
-    finite_n = pytest.importorskip("rugtheory.finite_n")
+    finite_n = pytest.importorskip("rugtheory.theory.finite_n")
     n, p = 1024, 0.05
     rug = persian_rug(n, n // 4, seed=0)
     sc = theory_scalars(rug, p)
@@ -357,7 +357,7 @@ _HAS_TORCH = importlib.util.find_spec("torch") is not None
 def test_torch_operator_matches_numpy(kind: str, n: int, m: int) -> None:
     import torch
 
-    from validation.rug_torch import RugOperator
+    from rugtheory.validation.rug_torch import RugOperator
 
     rug = persian_rug(n, m, seed=4, kind=kind)
     op = RugOperator(rug)
@@ -375,7 +375,7 @@ def test_torch_training_of_the_two_scalars_moves_toward_theory() -> None:
     """From (α, β) = (1, 0), Adam on fresh samples lowers the held-out loss (n = 256, 150 steps)."""
     import torch
 
-    from validation.rug_torch import train_rug_scalars
+    from rugtheory.validation.rug_torch import train_rug_scalars
 
     torch.set_num_threads(1)
     rug = persian_rug(256, 64, seed=0)
@@ -392,7 +392,7 @@ def test_torch_training_of_the_two_scalars_moves_toward_theory() -> None:
 def test_torch_operator_on_cuda_matches_cpu() -> None:
     import torch
 
-    from validation.rug_torch import RugOperator
+    from rugtheory.validation.rug_torch import RugOperator
 
     rug = persian_rug(1 << 16, 1 << 14, seed=0)
     x = torch.randn(4, 1 << 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -406,7 +406,7 @@ def test_torch_operator_on_cuda_matches_cpu() -> None:
 
 def test_cli_rug_writes_png_and_rejects_bad_input(tmp_path, capsys) -> None:
     pytest.importorskip("matplotlib")
-    from rugtheory.cli import main
+    from rugtheory.app.cli import main
 
     out = tmp_path / "rug.png"
     assert main(["rug", "--n", "256", "--r", "0.25", "--seed", "0", "--out", str(out), "--samples", "2000"]) == 0

@@ -1,6 +1,6 @@
-"""Phase map of competing structures (rugtheory.phase_map) against independent routes.
+"""Phase map of competing structures (rugtheory.constructions.phase_map) against independent routes.
 
-Routes: the symmetric optimum L* (rugtheory.optimum), each construction's own exact loss, a
+Routes: the symmetric optimum L* (rugtheory.theory.optimum), each construction's own exact loss, a
 brute-force minimum over explicit two-ingredient mixtures, the Monte Carlo loss of the winning
 mixture built as explicit n-dimensional weights, and a 4x finer rug grid.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import rugtheory.phase_map as pm
+import rugtheory.constructions.phase_map as pm
 from rugtheory import linear_loss, optimal_symmetric_loss
-from rugtheory.structures import (
+from rugtheory.constructions.structures import (
     antipodal_pairs,
     dropped_loss,
     mixture_weights,
@@ -98,7 +98,7 @@ def test_theory_section10_example() -> None:
     assert e.winner == "untied pairs"
     assert e.loss == pytest.approx(25 * 0.01**2 / 162, rel=1e-3)
     assert round(e.symmetric_loss / e.loss, 1) == 6.1
-    # THEORY §9: n = 512, m = 128, p = 0.045, reference recipe ~3.8e-3 against L* ~ 4.86e-3: the rug of
+    # docs/theory.md §9: n = 512, m = 128, p = 0.045, reference recipe ~3.8e-3 against L* ~ 4.86e-3: the rug of
     # pairs predicts 3.58e-3 in the large-n limit.
     e = pm.expected_structure(0.045, 0.25)
     assert e.winner == "paired rug" and e.loss == pytest.approx(3.584e-3, rel=1e-3)

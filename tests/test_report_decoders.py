@@ -1,4 +1,4 @@
-"""The report section of the decoders (rugtheory.report_decoders) runs and says what it found."""
+"""The report section of the decoders (rugtheory.app.report.decoders) runs and says what it found."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 
 @pytest.mark.slow
 def test_report_section_writes_its_figures_and_the_verdict(tmp_path) -> None:
-    from rugtheory.report import ReportContext
-    from rugtheory.report_decoders import VERDICT, section
+    from rugtheory.app.report import ReportContext
+    from rugtheory.app.report.decoders import VERDICT, section
 
     ctx = ReportContext(out_dir=tmp_path, seed=0, quick=True)
     md = section(ctx)

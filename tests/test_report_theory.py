@@ -1,10 +1,10 @@
 """The theory report section writes Markdown with the derived formula, the table and a real PNG."""
 
-from rugtheory.report import write_report
+from rugtheory.app.report import write_report
 
 
 def test_theory_section(tmp_path):
-    path = write_report(tmp_path, sections=["rugtheory.report_theory:section"])
+    path = write_report(tmp_path, sections=["rugtheory.app.report.theory:section"])
     text = path.read_text()
     assert "Derived closed form" in text and "F(t)" in text
     assert "| 0.045 |" in text

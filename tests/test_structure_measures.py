@@ -1,13 +1,13 @@
-"""Structure read-out from weights (rugtheory.structure_measures) on weights of known structure."""
+"""Structure read-out from weights (rugtheory.constructions.weight_geometry) on weights of known structure."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rugtheory.persian_rug import persian_rug
-from rugtheory.structure_measures import feature_dimensionality, structure_measures
-from rugtheory.structures import (
+from rugtheory.constructions.persian_rug import persian_rug
+from rugtheory.constructions.weight_geometry import feature_dimensionality, structure_measures
+from rugtheory.constructions.structures import (
     antipodal_pairs,
     construction_weights,
     mixture_weights,
@@ -19,7 +19,7 @@ from rugtheory.structures import (
 @pytest.mark.parametrize("con", [antipodal_pairs(), regular_simplex(3), regular_simplex(6), regular_polygon(5),
                                  regular_polygon(8)], ids=lambda c: c.name)
 def test_dimensionality_of_polytopes_equals_their_ratio(con) -> None:
-    # D_i = W_ii^2 / sum_j W_ij^2 = 1 / (1 + (1/r - 1)) = r at rank-bound equality (THEORY §4),
+    # D_i = W_ii^2 / sum_j W_ij^2 = 1 / (1 + (1/r - 1)) = r at rank-bound equality (docs/theory.md §4),
     # for any gain (D is scale free); 1e-12: rounding of sums of O(1) terms.
     w_in, w_out, _ = construction_weights(con, 7, gain=1.7)
     d_row, d_col = feature_dimensionality(w_in, w_out)
@@ -76,7 +76,7 @@ def test_bad_shapes() -> None:
 
 
 def test_untied_pairs_count_as_pairs() -> None:
-    from rugtheory.structures import untied_pair_weights
+    from rugtheory.constructions.structures import untied_pair_weights
 
     w_in, w_out, _ = untied_pair_weights(40, 1 / 3, (1.1, 0.9), (0.0, 0.0))
     meas = structure_measures(w_in, w_out)

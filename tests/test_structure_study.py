@@ -1,4 +1,4 @@
-"""validation.structure_study end to end on a tiny model (trains with torch on the CPU)."""
+"""rugtheory.validation.structure_study end to end on a tiny model (trains with torch on the CPU)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.training, requires_torch]
 def test_tiny_study_writes_results_and_counts_only_converged(tmp_path) -> None:
     from safetensors.numpy import load_file
 
-    from rugtheory.structure_measures import structure_measures
-    from validation.structure_study import markdown_table, run_study, study_configs
+    from rugtheory.constructions.weight_geometry import structure_measures
+    from rugtheory.validation.structure_study import markdown_table, run_study, study_configs
 
     # 300 steps never meet the convergence rule (min_steps = 1000 by default): the loss must be
     # reported but not counted.
@@ -39,7 +39,7 @@ def test_tiny_study_writes_results_and_counts_only_converged(tmp_path) -> None:
 
 
 def test_reanalyse_reproduces_the_analysis(tmp_path) -> None:
-    from validation.structure_study import reanalyse, run_study, study_configs
+    from rugtheory.validation.structure_study import reanalyse, run_study, study_configs
 
     rows = run_study(tmp_path, study_configs(((0.1, 0.5),), n=16, steps=50, batch=64))
     again = reanalyse(tmp_path)

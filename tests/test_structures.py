@@ -1,6 +1,6 @@
-"""Exact polytope losses (rugtheory.structures) against independent routes.
+"""Exact polytope losses (rugtheory.constructions.structures) against independent routes.
 
-Routes: the closed form p^2/6 of THEORY §10 (antipodal pairs), scipy 2-d quadrature of the
+Routes: the closed form p^2/6 of docs/theory.md §10 (antipodal pairs), scipy 2-d quadrature of the
 two-active-feature error (leading p^2 term), Monte Carlo on the full n-dimensional model built from
 explicit W_in, W_out, b, and scipy Nelder-Mead for the optimiser.
 """
@@ -14,7 +14,7 @@ import pytest
 from scipy import integrate, optimize
 
 from rugtheory import optimal_symmetric_loss
-from rugtheory.structures import (
+from rugtheory.constructions.structures import (
     MAX_POLYGON_K,
     MAX_SIMPLEX_K,
     antipodal_pairs,
@@ -37,7 +37,7 @@ ALL = standard_constructions() + [regular_polygon(9), regular_polygon(10)]
 
 
 def test_pairs_closed_form_p2_over_6_over_whole_p_range() -> None:
-    # THEORY §10: g = 1, b = 0 -> error only when both partners are on: p^2 E[min(U,U')^2] = p^2/6,
+    # docs/theory.md §10: g = 1, b = 0 -> error only when both partners are on: p^2 E[min(U,U')^2] = p^2/6,
     # exactly, for every p. 1e-13 relative: a few float64 roundings of O(1) terms.
     p = np.array([1e-12, 1e-9, 1e-6, 1e-3, 0.01, 0.3, 0.9, 1.0])
     np.testing.assert_allclose(structure_loss(antipodal_pairs(), p), p**2 / 6, rtol=1e-13)
@@ -61,7 +61,7 @@ def test_rank_bound_equality_and_unit_vertices(con) -> None:
     np.testing.assert_allclose(np.linalg.norm(v, axis=0), 1.0, atol=1e-12)
     g = con.gram
     off = (g**2).sum(axis=1) - 1.0
-    np.testing.assert_allclose(off, 1.0 / con.ratio - 1.0, atol=1e-12)  # THEORY §4 with equality
+    np.testing.assert_allclose(off, 1.0 / con.ratio - 1.0, atol=1e-12)  # docs/theory.md §4 with equality
     assert np.linalg.matrix_rank(g) == con.dim
 
 
@@ -161,7 +161,7 @@ def test_bad_input() -> None:
 
 
 def test_paired_rug_at_half_is_the_pairs_and_quadrature_converged() -> None:
-    from rugtheory.structures import optimal_paired_rug_loss, paired_rug_loss
+    from rugtheory.constructions.structures import optimal_paired_rug_loss, paired_rug_loss
 
     p = np.array([1e-4, 0.01, 0.3])
     pr = optimal_paired_rug_loss(p, 0.5)
@@ -174,7 +174,7 @@ def test_paired_rug_at_half_is_the_pairs_and_quadrature_converged() -> None:
 
 
 def test_paired_rug_at_half_is_the_pairs_down_to_tiny_p() -> None:
-    from rugtheory.structures import optimal_paired_rug_loss
+    from rugtheory.constructions.structures import optimal_paired_rug_loss
 
     # At tiny p the best threshold is θ ~ 1e-9 or smaller: a search with an absolute θ tolerance
     # (the former 32 golden steps, ~4e-8) was off by 2.5e-3 at p = 1e-6 and by 2.5e9 at p = 1e-12.
@@ -186,8 +186,7 @@ def test_paired_rug_at_half_is_the_pairs_down_to_tiny_p() -> None:
 
 
 def test_batched_optimisation_is_the_one_at_a_time_optimisation() -> None:
-    from rugtheory import structures
-
+    from rugtheory.constructions import structures
     # The phase map optimises every construction in one batch; each row of the batch must be
     # exactly what optimising that construction alone gives (same arithmetic, row by row).
     p = np.array([1e-5, 0.02, 0.4])
@@ -204,7 +203,7 @@ def test_batched_optimisation_is_the_one_at_a_time_optimisation() -> None:
 
 @pytest.mark.parametrize("p, r", [(0.045, 0.25), (0.3, 0.2)])
 def test_paired_rug_optimum_against_nelder_mead(p: float, r: float) -> None:
-    from rugtheory.structures import optimal_paired_rug_loss, paired_rug_loss
+    from rugtheory.constructions.structures import optimal_paired_rug_loss, paired_rug_loss
 
     o = optimal_paired_rug_loss(p, r)
     best = math.inf
@@ -217,7 +216,7 @@ def test_paired_rug_optimum_against_nelder_mead(p: float, r: float) -> None:
 
 
 def test_paired_rug_matches_monte_carlo_of_explicit_weights() -> None:
-    from rugtheory.structures import optimal_paired_rug_loss, paired_rug_weights
+    from rugtheory.constructions.structures import optimal_paired_rug_loss, paired_rug_weights
 
     p, r, n_pairs = 0.045, 0.25, 1024
     o = optimal_paired_rug_loss(p, r)
@@ -231,7 +230,7 @@ def test_paired_rug_matches_monte_carlo_of_explicit_weights() -> None:
 
 
 def test_paired_rug_bad_ratio() -> None:
-    from rugtheory.structures import paired_rug_loss
+    from rugtheory.constructions.structures import paired_rug_loss
 
     with pytest.raises(ValueError, match=r"r must be in \(0, 0.5\] for a rug of antipodal pairs"):
         paired_rug_loss(0.1, 0.6, 1.0, 0.0)
@@ -242,7 +241,7 @@ def test_paired_rug_bad_ratio() -> None:
 
 
 def test_untied_pairs_closed_form_and_optimum() -> None:
-    from rugtheory.structures import optimal_untied_pairs, untied_pair_loss
+    from rugtheory.constructions.structures import optimal_untied_pairs, untied_pair_loss
 
     p = np.array([1e-12, 1e-4, 0.01, 0.3, 1.0])
     # independent derivation: E min(U, tV)^2 = t^2/3 - t^3/6, E min(V, U/t)^2 = 1/3 - t/6 (t <= 1)
@@ -258,7 +257,7 @@ def test_untied_pairs_closed_form_and_optimum() -> None:
 
 
 def test_untied_pairs_monte_carlo_twin() -> None:
-    from rugtheory.structures import optimal_untied_pairs, untied_pair_loss, untied_pair_weights
+    from rugtheory.constructions.structures import optimal_untied_pairs, untied_pair_loss, untied_pair_weights
 
     p = 0.1
     o = optimal_untied_pairs(p)

@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rugtheory import oracle, relu_gaussian_mean, relu_gaussian_second_moment, symmetric_loss
-from rugtheory.montecarlo import symmetric_loss_mc
-from rugtheory.quadrature import symmetric_loss_quad
-from rugtheory.symmetric import GL_SWITCH, data_moments, interference_scale
+from rugtheory import relu_gaussian_mean, relu_gaussian_second_moment, symmetric_loss
+from rugtheory.twins import oracle
+from rugtheory.twins.montecarlo import symmetric_loss_mc
+from rugtheory.twins.quadrature import symmetric_loss_quad
+from rugtheory.theory.symmetric import GL_SWITCH, data_moments, interference_scale
 
 # Requirement: relative error <= 1e-9 against the oracle. The closed form is built from terms that do
 # not cancel (module docstring), so it reaches ~1e-13; 1e-10 is asserted to leave margin for the
@@ -19,7 +20,7 @@ ORACLE_RTOL = 1e-10
 CASES = [
     (1.0, 0.0, 1e-12, 0.01),  # deterministic limit, tiny sigma
     (1.0, 0.0, 0.1, 0.01),
-    (1.289, -0.446, 0.2688, 0.045),  # near the worked optimum of THEORY §4
+    (1.289, -0.446, 0.2688, 0.045),  # near the worked optimum of docs/theory.md §4
     (0.5, 0.1, 1e-6, 1e-12),  # smallest p
     (1e-8, 0.3, 0.2, 0.5),  # a -> 0 (quadrature branch)
     (0.0, 0.0, 0.3, 0.2),

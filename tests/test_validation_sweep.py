@@ -18,8 +18,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
-from validation.store import ResultStore, run_id  # noqa: E402
-from validation.sweep import SweepSpec, expand, load_spec, run_sweep  # noqa: E402
+from rugtheory.validation.store import ResultStore, run_id  # noqa: E402
+from rugtheory.validation.sweep import SweepSpec, expand, load_spec, run_sweep  # noqa: E402
 
 pytestmark = pytest.mark.training
 
@@ -84,7 +84,7 @@ def test_store_round_trip_and_rows(tmp_path):
         assert weights["W_in"].shape == (4, 16) and weights["W_out"].shape == (16, 4) and weights["b"].shape == (16,)
         assert store.load_config(rid)["m"] == 4
         # the measured loss is recomputed from the stored weights on the same held-out stream
-        from validation.train import heldout_loss
+        from rugtheory.validation.train import heldout_loss
 
         mean, _ = heldout_loss(weights["W_in"], weights["W_out"], weights["b"], row["p"], seed=row["seed"],
                                samples=2500, device="cpu")
@@ -108,7 +108,7 @@ def test_resume_after_sigkill(tmp_path):
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec))
     out = tmp_path / "store"
-    cmd = [sys.executable, "-m", "validation.sweep", "--spec", str(spec_path), "--out", str(out), "--threads", "1",
+    cmd = [sys.executable, "-m", "rugtheory.validation.sweep", "--spec", str(spec_path), "--out", str(out), "--threads", "1",
            "--no-progress", "--device", "cpu"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -155,14 +155,14 @@ def test_ray_backend_matches_local(tmp_path):
 
 
 def test_sweep_cli_bad_input_exits_2(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "validation.sweep", "--out", str(tmp_path), "--n", "16", "--r",
+    done = subprocess.run([sys.executable, "-m", "rugtheory.validation.sweep", "--out", str(tmp_path), "--n", "16", "--r",
                            "0.5", "--p", "2"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "p must be" in done.stderr
 
 
 def test_rugtheory_validate_writes_section(tmp_path):
     """``rugtheory validate`` end to end on a tiny grid: store, figures, tables."""
-    from rugtheory.cli import main
+    from rugtheory.app.cli import main
 
     rc = main(["validate", "--out", str(tmp_path), "--n", "16", "--r", "0.25,0.5", "--p", "0.1,0.3", "--steps",
                "100", "--rug", "none", "--no-progress", "--device", "cpu", "--name", "cli", "--threads", "1"])

@@ -3,18 +3,18 @@
 Two comparisons of different strength:
 
 1. Exact: the held-out loss of a trained model (torch, 100k fresh samples) against the exact
-   finite-n expected loss of the *same weights* (rugtheory.finite_n: numerical inversion of the
-   characteristic function of THEORY §7, no sampling, no Gaussian step). Independent routes that
+   finite-n expected loss of the *same weights* (rugtheory.theory.finite_n: numerical inversion of the
+   characteristic function of docs/theory.md §7, no sampling, no Gaussian step). Independent routes that
    must agree within 4 standard errors of the held-out estimate.
-2. Finite-n band: the trained loss against L*(p, r), the large-n symmetric optimum (THEORY §4).
+2. Finite-n band: the trained loss against L*(p, r), the large-n symmetric optimum (docs/theory.md §4).
    Small trained models are not in the Gaussian regime that L* assumes: their interference has a
-   Lyapunov ratio near 1 (THEORY §2's CLT condition fails) and they exploit it, so they can sit
+   Lyapunov ratio near 1 (docs/theory.md §2's CLT condition fails) and they exploit it, so they can sit
    well below L*. Measured in this harness after 4000 steps: 0.80–1.03 × L* at n = 64–128,
-   r = 0.25, p ∈ {0.05, 0.1}; THEORY §9 reports 3.79e-3 / 4.86e-3 = 0.78 × L* at n = 512. The band
+   r = 0.25, p ∈ {0.05, 0.1}; docs/theory.md §9 reports 3.79e-3 / 4.86e-3 = 0.78 × L* at n = 512. The band
    [0.6, 1.15] allows twice that largest observed finite-n gain below L* (−22% → −40%) and, above
    L*, the slack of models stopped by the convergence rule or the step cap (still improving by up to
    about 1–2% per 1000 steps at 4000 steps, so +15% is several times the remaining descent).
-   Also, every model must beat the best linear map (1 − r) v (THEORY §5), which L* undercuts by
+   Also, every model must beat the best linear map (1 − r) v (docs/theory.md §5), which L* undercuts by
    more than 25% in this regime: a model that fails that has not learned the ReLU solution.
 """
 
@@ -25,10 +25,10 @@ import math
 import pytest
 
 torch = pytest.importorskip("torch")
-finite_n = pytest.importorskip("rugtheory.finite_n")
+finite_n = pytest.importorskip("rugtheory.theory.finite_n")
 
-from rugtheory.optimum import optimal_symmetric_loss  # noqa: E402
-from validation.train import TrainConfig, train_models  # noqa: E402
+from rugtheory.theory.optimum import optimal_symmetric_loss  # noqa: E402
+from rugtheory.validation.train import TrainConfig, train_models  # noqa: E402
 
 pytestmark = pytest.mark.training
 

@@ -1,8 +1,8 @@
-"""Tests of validation.train: the batched trainer against independent routes.
+"""Tests of rugtheory.validation.train: the batched trainer against independent routes.
 
 Routes: ``nn.Linear`` init; autograd gradients; ``torch.optim.Adam``/``AdamW`` on an ``nn.Module``;
 the same model trained alone (unpadded) vs inside a padded batch; a numpy Monte Carlo of the
-held-out loss; the data moments of THEORY §1.
+held-out loss; the data moments of docs/theory.md §1.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from validation.train import (  # noqa: E402
+from rugtheory.validation.train import (  # noqa: E402
     TrainConfig,
     _DataStream,
     _Batch,
@@ -63,7 +63,7 @@ def test_init_is_pytorch_default_nn_linear():
 
 @given(p=st.floats(min_value=1e-3, max_value=1.0), seed=st.integers(0, 2**31))
 def test_sample_data_moments(p, seed):
-    # x = Bernoulli(p)·U[0,1): E x = p/2, E x^2 = p/3 (THEORY §1). 200k draws; 6 standard errors.
+    # x = Bernoulli(p)·U[0,1): E x = p/2, E x^2 = p/3 (docs/theory.md §1). 200k draws; 6 standard errors.
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(200_000, generator=g, dtype=torch.float64)
     x = sample_data(u, p).numpy()
@@ -77,7 +77,7 @@ def test_sample_data_moments(p, seed):
 @given(p=st.floats(min_value=1e-3, max_value=1.0), seed=st.integers(0, 2**31))
 def test_data_stream_law(p, seed):
     """Both samplers (geometric gaps for p <= SPARSE_P, one uniform per entry above) give the law of
-    THEORY §1: E x = p/2, E x^2 = p/3, active fraction p, and per-row counts with the binomial
+    docs/theory.md §1: E x = p/2, E x^2 = p/3, active fraction p, and per-row counts with the binomial
     variance n p (1 - p) (independent entries). 6 standard errors each; the SE of the sample variance
     comes from the binomial fourth central moment."""
     rows, n = 4000, 64

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rugtheory import effective_matrix, predicted_loss_from_weights, sample_interference, symmetric_loss, weight_statistics
-from rugtheory.quadrature import symmetric_loss_quad
+from rugtheory.twins.quadrature import symmetric_loss_quad
 
 
 def _random_model(n=128, m=32, seed=0):

@@ -2,11 +2,11 @@
 
 Submodules (import them directly; this package imports nothing heavy at import time):
 
-- :mod:`validation.train`    batched torch training (``TrainConfig``, ``TrainedModel``, ``train_models``)
-- :mod:`validation.evaluate` per-model symmetry statistics and theory predictions
-- :mod:`validation.store`    SQLite + safetensors + JSON results store (resumable)
-- :mod:`validation.sweep`    sweep specs, the local and Ray backends
-- :mod:`validation.figures`  the report figures and tables
+- :mod:`rugtheory.validation.train`    batched torch training (``TrainConfig``, ``TrainedModel``, ``train_models``)
+- :mod:`rugtheory.validation.evaluate` per-model symmetry statistics and theory predictions
+- :mod:`rugtheory.validation.store`    SQLite + safetensors + JSON results store (resumable)
+- :mod:`rugtheory.validation.sweep`    sweep specs, the local and Ray backends
+- :mod:`rugtheory.validation.figures`  the report figures and tables
 
 ``from validation import train_models`` works too: names resolve lazily on first use.
 """
@@ -19,9 +19,9 @@ from typing import Any
 __all__ = ["TrainConfig", "TrainedModel", "train_models"]
 
 _LAZY = {
-    "TrainConfig": "validation.train",
-    "TrainedModel": "validation.train",
-    "train_models": "validation.train",
+    "TrainConfig": "rugtheory.validation.train",
+    "TrainedModel": "rugtheory.validation.train",
+    "train_models": "rugtheory.validation.train",
 }
 
 

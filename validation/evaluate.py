@@ -1,19 +1,19 @@
-"""Per trained model: symmetry statistics, theory predictions and their errors (THEORY §2–§4, §8).
+"""Per trained model: symmetry statistics, theory predictions and their errors (docs/theory.md §2–§4, §8).
 
-For a :class:`validation.train.TrainedModel` at ``(n, m, p)`` with ``r = m/n``:
+For a :class:`rugtheory.validation.train.TrainedModel` at ``(n, m, p)`` with ``r = m/n``:
 
 - ``measured`` = its held-out loss (fresh samples, with SE);
-- the symmetry statistics of THEORY §2 from ``rugtheory.weights.weight_statistics`` (prefixed
-  ``sym_``) and ``predicted`` = ``rugtheory.weights.predicted_loss_from_weights(W, b, p)``, the
+- the symmetry statistics of docs/theory.md §2 from ``rugtheory.theory.weights.weight_statistics`` (prefixed
+  ``sym_``) and ``predicted`` = ``rugtheory.theory.weights.predicted_loss_from_weights(W, b, p)``, the
   symmetric large-N loss averaged over the model's own rows;
 - ``exact_finite_n``: the exact expected loss of the same weights at finite n, no Gaussian step
-  (THEORY §7, ``rugtheory.finite_n.exact_loss_from_weights``): it must match ``measured`` within
+  (docs/theory.md §7, ``rugtheory.theory.finite_n.exact_loss_from_weights``): it must match ``measured`` within
   its standard error, and ``exact_finite_n − predicted`` is the non-Gaussian finite-n effect;
-- ``lstar`` = L*(p, r) with ``a_star, b_star, sigma_star`` (``rugtheory.optimum``), and the baselines
+- ``lstar`` = L*(p, r) with ``a_star, b_star, sigma_star`` (``rugtheory.theory.optimum``), and the baselines
   ``linear_loss = (1 − r) v`` and ``zero_loss = p/3``;
 - ``rug_loss ± rug_se``: the Persian rug at the same ``(n, m)`` (Hadamard rows when ``n`` is a power
   of two, the real Fourier frame otherwise) with the theory scalars, by streamed Monte Carlo
-  (``rugtheory.rug_simulation``);
+  (``rugtheory.constructions.rug_monte_carlo``);
 - relative errors ``rel_err_X = (X − measured) / measured`` for X in predicted, exact_finite_n, lstar,
   rug, and
   ``gap_se_X``: that error in units of the standard error of the difference.
@@ -53,7 +53,7 @@ def evaluate_weights(
     r = m / n
     out: dict[str, Any] = {"measured": measured, "measured_se": measured_se}
 
-    from rugtheory.optimum import optimal_symmetric_loss
+    from rugtheory.theory.optimum import optimal_symmetric_loss
 
     opt = optimal_symmetric_loss(p, r)
     out.update(lstar=float(opt.loss), a_star=float(opt.a), b_star=float(opt.b), sigma_star=float(opt.sigma),
@@ -61,7 +61,7 @@ def evaluate_weights(
 
     W = W_out @ W_in
     out["diag_mean"] = float(np.mean(np.diag(W)))
-    from rugtheory.weights import weight_statistics
+    from rugtheory.theory.weights import weight_statistics
 
     stats = weight_statistics(W, b, p, seed=stats_seed)
     out.update({f"sym_{k}": float(v) for k, v in stats.summary().items()})
@@ -73,7 +73,7 @@ def evaluate_weights(
         out["exact_status"] = "not computed: exact=False"
     else:
         try:
-            from rugtheory.finite_n import exact_loss_from_weights
+            from rugtheory.theory.finite_n import exact_loss_from_weights
 
             # tol is absolute per row; held-out SEs of 1e5 samples are >= ~1e-6 wherever losses are
             # >= 1e-4, so 1e-7 is well below them (and ~10x cheaper than the default 1e-11).
@@ -88,8 +88,8 @@ def evaluate_weights(
         out["rug_status"] = "not computed: rug='none'"
     else:
         try:
-            from rugtheory.persian_rug import persian_rug, theory_scalars
-            from rugtheory.rug_simulation import rug_loss_monte_carlo
+            from rugtheory.constructions.persian_rug import persian_rug, theory_scalars
+            from rugtheory.constructions.rug_monte_carlo import rug_loss_monte_carlo
 
             kind = "hadamard" if _is_power_of_two(n) else "fourier"
             model = persian_rug(n, m, seed=rug_seed, kind=kind)
@@ -117,7 +117,7 @@ def evaluate_model(
     model: Any, *, rug: str = "theory", rug_rel_se: float = 0.01, rug_max_seconds: float = 20.0,
     stats_seed: int = 0, exact: bool = True, exact_max_nodes: int = 1 << 15,
 ) -> dict[str, Any]:
-    """:func:`evaluate_weights` for a :class:`validation.train.TrainedModel` (non-finite ones: status only)."""
+    """:func:`evaluate_weights` for a :class:`rugtheory.validation.train.TrainedModel` (non-finite ones: status only)."""
     c = model.config
     base = {"n": c.n, "m": c.m, "r": c.m / c.n, "p": c.p, "seed": c.seed, "status": model.status}
     if model.status != "ok" or not (np.all(np.isfinite(model.W_in)) and np.all(np.isfinite(model.W_out))):

@@ -1,6 +1,6 @@
 """Figures and tables of a validation sweep (the paper's loss plots, symmetry heatmaps, a table).
 
-Everything here reads the flat rows of :meth:`validation.store.ResultStore.rows` and writes PNG
+Everything here reads the flat rows of :meth:`rugtheory.validation.store.ResultStore.rows` and writes PNG
 files (matplotlib, Agg backend) plus Markdown. :func:`write_section` is the body shared by
 ``rugtheory validate`` and the main report's CPU-sized section.
 """
@@ -25,7 +25,7 @@ __all__ = [
     "HEATMAP_KEYS",
 ]
 
-#: Heatmap quantities: row key -> title (``sym_*``: rugtheory.weights.WeightStatistics.summary()).
+#: Heatmap quantities: row key -> title (``sym_*``: rugtheory.theory.weights.WeightStatistics.summary()).
 HEATMAP_KEYS: dict[str, str] = {
     "rel_err_predicted": "(from weights − measured) / measured",
     "rel_err_exact_finite_n": "(exact finite-n − measured) / measured",
@@ -76,7 +76,7 @@ def _mean_over_seeds(rows: Sequence[dict[str, Any]], key: str) -> dict[tuple[int
 
 
 def _theory_curve(p: float | np.ndarray, r: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from rugtheory.optimum import optimal_symmetric_loss
+    from rugtheory.theory.optimum import optimal_symmetric_loss
 
     opt = optimal_symmetric_loss(p, r)
     return np.asarray(opt.loss, dtype=float), np.asarray(opt.linear_loss, dtype=float)

@@ -1,17 +1,17 @@
-"""Finite-n scaling study: trained models and Persian rugs against L*, with exact finite-n theory (THEORY §7).
+"""Finite-n scaling study: trained models and Persian rugs against L*, with exact finite-n theory (docs/theory.md §7).
 
-For each (n, p, r): train a model with the reference recipe (:func:`validation.train.train_models`),
+For each (n, p, r): train a model with the reference recipe (:func:`rugtheory.validation.train.train_models`),
 measure its held-out loss, and compare with three predictions from its own weights:
 Gaussian (:func:`rugtheory.predicted_loss_from_weights`), Edgeworth
-(:func:`rugtheory.edgeworth.edgeworth_loss_from_weights`) and exact
-(:func:`rugtheory.finite_n.exact_loss_from_weights`). Also the best two-scalar Persian rug at that n
+(:func:`rugtheory.theory.edgeworth.edgeworth_loss_from_weights`) and exact
+(:func:`rugtheory.theory.finite_n.exact_loss_from_weights`). Also the best two-scalar Persian rug at that n
 (``y = ReLU(alpha W x + beta)``, W = P/r from random Hadamard rows), whose exact loss is one row's
-(all rows are permutations of each other, THEORY §8), optimised over (alpha, beta) on the exact loss.
+(all rows are permutations of each other, docs/theory.md §8), optimised over (alpha, beta) on the exact loss.
 
 Run::
 
-    python -m validation.finite_n_study train --out DIR --n 128 256 512 --p 0.045 --r 0.25
-    python -m validation.finite_n_study analyze --out DIR      # table + fits + figure
+    python -m rugtheory.validation.finite_n_study train --out DIR --n 128 256 512 --p 0.045 --r 0.25
+    python -m rugtheory.validation.finite_n_study analyze --out DIR      # table + fits + figure
 
 Trained weights are stored as safetensors + JSON under DIR (never pickles); ``train`` skips models
 already stored, so a killed run resumes.
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rugtheory.edgeworth import edgeworth_loss_from_weights
-from rugtheory.finite_n import exact_loss_from_weights
-from rugtheory.optimum import optimal_symmetric_loss
-from rugtheory.weights import predicted_loss_from_weights
+from rugtheory.theory.edgeworth import edgeworth_loss_from_weights
+from rugtheory.theory.finite_n import exact_loss_from_weights
+from rugtheory.theory.optimum import optimal_symmetric_loss
+from rugtheory.theory.weights import predicted_loss_from_weights
 
 __all__ = ["StudyRow", "CurveFit", "extrapolate_curve", "format_curve_table", "model_tag", "train_and_store", "load_model", "analyze_model", "best_rug", "rug_scan",
            "format_rug_table", "fit_gap", "fit_rug_gap", "format_table", "weight_structure_stats", "weight_structure_figure", "training_curves_figure", "main"]
@@ -47,7 +47,7 @@ def train_and_store(configs: list, out: Path, *, threads: int = 1) -> list[str]:
     import torch
     from safetensors.numpy import save_file
 
-    from validation.train import train_models
+    from rugtheory.validation.train import train_models
 
     torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
@@ -134,7 +134,7 @@ def best_rug(n: int, m: int, p: float, *, seed: int) -> tuple[float, float, floa
     """
     from scipy.optimize import minimize
 
-    from rugtheory.persian_rug import persian_rug
+    from rugtheory.constructions.persian_rug import persian_rug
 
     rug = persian_rug(n, m, seed=seed)
     w_row = np.asarray(rug.row(0), dtype=np.float64)  # W = P/r, W_00 = 1 at position 0
@@ -151,14 +151,14 @@ def best_rug(n: int, m: int, p: float, *, seed: int) -> tuple[float, float, floa
 
 def _row_loss(w_row: np.ndarray, beta: float, p: float, *, tol: float = 1e-9) -> float:
     """Exact loss of output 0 for pre-activation weights ``w_row`` (w_row[0] the diagonal) and bias beta."""
-    from rugtheory.finite_n import exact_loss_of_row
+    from rugtheory.theory.finite_n import exact_loss_of_row
 
     return exact_loss_of_row(w_row, 0, beta, p, tol=tol)[0]
 
 
 def rug_scan(ns: list[int], ps: list[float], r: float, *, seed: int) -> list[dict[str, float]]:
     """Exact rug loss at the theory scalars and at re-optimised scalars, gap to L*, for each (n, p)."""
-    from rugtheory.persian_rug import persian_rug, theory_scalars
+    from rugtheory.constructions.persian_rug import persian_rug, theory_scalars
 
     out = []
     for p in ps:
@@ -413,7 +413,7 @@ def weight_structure_figure(W: np.ndarray, path: Path, *, title: str, reference_
 
 def _curve_figures(out: Path) -> None:
     """One training-curve figure per (p, r) in ``out``: ``curves_p<p>_r<r>.png``."""
-    from rugtheory.phase_map import expected_structure
+    from rugtheory.constructions.phase_map import expected_structure
 
     groups: dict[tuple[float, float], dict[int, tuple[list[tuple[int, float]], float]]] = {}
     for js in sorted(out.glob("n*_m*_p*_s*.json")):
@@ -435,7 +435,7 @@ def _curve_figures(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m validation.finite_n_study")
+    parser = argparse.ArgumentParser(prog="python -m rugtheory.validation.finite_n_study")
     sub = parser.add_subparsers(dest="cmd", required=True)
     tr = sub.add_parser("train")
     tr.add_argument("--out", type=Path, required=True)
@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     an.add_argument("--rug-seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.cmd == "train":
-        from validation.train import TrainConfig
+        from rugtheory.validation.train import TrainConfig
 
         configs = [TrainConfig(n=n, m=max(1, round(r * n)), p=p, seed=args.seed, steps=args.steps)
                    for n in args.n for p in args.p for r in args.r]
@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         print("rug fit (p·n >= 10):", json.dumps(fit_rug_gap(json.loads((args.out / "rugs.json").read_text()))))
     tr = [r for r in rows if r.kind == "trained"]
     if tr:
-        from rugtheory.persian_rug import persian_rug, theory_scalars
+        from rugtheory.constructions.persian_rug import persian_rug, theory_scalars
 
         big = max(tr, key=lambda r: (r.n, r.p == 0.045))
         W_in, W_out, _, _ = load_model(args.out, model_tag(big.n, big.m, big.p, 0))

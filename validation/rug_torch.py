@@ -1,16 +1,16 @@
-"""Torch twin of the Persian rug (THEORY §8): batched fast operators on CPU or CUDA, and a trainable
+"""Torch twin of the Persian rug (docs/theory.md §8): batched fast operators on CPU or CUDA, and a trainable
 two-scalar rug model ``y = ReLU(α W x + β)``.
 
-The operator is built from a :class:`rugtheory.persian_rug.PersianRug` (its row/frequency set), so
+The operator is built from a :class:`rugtheory.constructions.persian_rug.PersianRug` (its row/frequency set), so
 the numpy and torch routes share the construction and are compared entry by entry in the tests.
 
 - Hadamard: ``W x = H · scatter_S((H x)[S]) / m`` with a batched fast Walsh–Hadamard transform
-  (Kronecker factors of at most 2^7, one large matmul per factor, as in :func:`rugtheory.hadamard.fwht`).
+  (Kronecker factors of at most 2^7, one large matmul per factor, as in :func:`rugtheory.constructions.hadamard.fwht`).
 - Fourier: ``W x = (n/m) · irfft(1_K · rfft(x))``.
 
 :func:`train_rug_scalars` trains only ``(α, β)`` with Adam on fresh samples, the paper's recipe for
-its rug models (lr ``3e-1/sqrt(n)``, batch 512; THEORY §9), for comparison with the theory scalars
-of :func:`rugtheory.persian_rug.theory_scalars`, which need no training.
+its rug models (lr ``3e-1/sqrt(n)``, batch 512; docs/theory.md §9), for comparison with the theory scalars
+of :func:`rugtheory.constructions.persian_rug.theory_scalars`, which need no training.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rugtheory._validate import check_int, check_probability, check_seed
-from rugtheory.persian_rug import PersianRug
+from rugtheory.theory.checks import check_int, check_probability, check_seed
+from rugtheory.constructions.persian_rug import PersianRug
 
 __all__ = ["fwht_torch", "RugOperator", "RugModel", "RugTrainingResult", "train_rug_scalars"]
 
@@ -153,7 +153,7 @@ def train_rug_scalars(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float64,
 ) -> RugTrainingResult:
-    """Train ``(α, β)`` of the rug model with Adam on fresh samples (paper recipe, THEORY §9).
+    """Train ``(α, β)`` of the rug model with Adam on fresh samples (paper recipe, docs/theory.md §9).
 
     ``lr`` defaults to ``3e-1/sqrt(n)``. The held-out loss uses ``eval_samples`` fresh samples from
     a separate stream; its SE is over samples (each sample's feature mean is one draw).

@@ -124,7 +124,7 @@ class ResultStore:
     def save(self, config: dict[str, Any], model: Any, metrics: dict[str, Any], *, sweep: str = "") -> str:
         """Write the weights, the config JSON, then the row (in that order; see the module docstring).
 
-        ``model`` is a :class:`validation.train.TrainedModel`; ``config`` is the dict the run id is
+        ``model`` is a :class:`rugtheory.validation.train.TrainedModel`; ``config`` is the dict the run id is
         computed from (the TrainConfig fields plus evaluation settings).
         """
         from safetensors.numpy import save as st_save

@@ -1,14 +1,14 @@
-"""Trained models against the phase map: which structure does training pick? (THEORY §10, issue 7)
+"""Trained models against the phase map: which structure does training pick? (docs/theory.md §10, issue 7)
 
-For each (r, p) of a small grid this trains toy models (``validation.train.train_models``), then
-reads the structure off the weights (:func:`rugtheory.structure_measures.structure_measures`:
+For each (r, p) of a small grid this trains toy models (``rugtheory.validation.train.train_models``), then
+reads the structure off the weights (:func:`rugtheory.constructions.weight_geometry.structure_measures`:
 feature dimensionality D_i of W = W_out W_in, negative-partner clusters) and sets it beside the
-phase map's prediction (:func:`rugtheory.phase_map.expected_structure`): winner, composition, loss,
+phase map's prediction (:func:`rugtheory.constructions.phase_map.expected_structure`): winner, composition, loss,
 and the symmetric optimum L*. A trained loss is counted only if the training run met the
 harness's convergence rule (plateau of the training loss confirmed on held-out data); unconverged
 models are reported, flagged, and kept out of the comparison.
 
-Run: ``python -m validation.structure_study --out DIR [--n 256] [--steps 20000] [--lr 1e-3]``.
+Run: ``python -m rugtheory.validation.structure_study --out DIR [--n 256] [--steps 20000] [--lr 1e-3]``.
 Writes ``DIR/structure_study.json`` (results), ``DIR/structure_study.md`` (table) and the weights as
 ``DIR/model_<i>.safetensors`` (+ the JSON config inside the results file).
 """
@@ -44,7 +44,7 @@ class StudyPoint:
 def study_configs(grid: tuple[tuple[float, float], ...] = DEFAULT_GRID, *, n: int = 256, steps: int = 20_000,
                   lr: float | None = 1e-3, batch: int = 512, seed: int = 0) -> list[Any]:
     """TrainConfigs for the grid (``m = round(r n)``); ``lr=None`` is the reference 3e-3/sqrt(n)."""
-    from validation.train import TrainConfig
+    from rugtheory.validation.train import TrainConfig
 
     return [
         TrainConfig(n=n, m=max(1, round(r * n)), p=p, seed=seed, steps=steps, lr=lr, batch=batch,
@@ -55,8 +55,8 @@ def study_configs(grid: tuple[tuple[float, float], ...] = DEFAULT_GRID, *, n: in
 
 def analyse_model(model: Any) -> dict[str, Any]:
     """Structure measures, prediction and loss comparison for one trained model."""
-    from rugtheory.phase_map import expected_structure
-    from rugtheory.structure_measures import structure_measures
+    from rugtheory.constructions.phase_map import expected_structure
+    from rugtheory.constructions.weight_geometry import structure_measures
 
     cfg = model.config
     r = cfg.m / cfg.n
@@ -93,7 +93,7 @@ def run_study(out: str | Path, configs: list[Any], *, save_weights: bool = True)
     """Train ``configs`` as one batch, analyse each model, write JSON/Markdown (and weights) to ``out``."""
     import torch
 
-    from validation.train import train_models
+    from rugtheory.validation.train import train_models
 
     torch.set_num_threads(1)  # the machine is shared; one batched program per core
     out = Path(out)
@@ -126,7 +126,7 @@ def reanalyse(out: str | Path) -> list[dict[str, Any]]:
 
     from safetensors.numpy import load_file
 
-    from validation.train import TrainConfig
+    from rugtheory.validation.train import TrainConfig
 
     out = Path(out)
     meta = json.loads((out / "structure_study.json").read_text())

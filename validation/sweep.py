@@ -9,15 +9,15 @@ A spec is a TOML or JSON file (or the same fields on the command line)::
     seeds = [0]
     group_size = 32          # models per batched tensor program
     rug = "theory"           # rug loss at each (n, r, p): "theory" (theory scalars, Monte Carlo) or "none"
-    exact = true             # exact finite-n loss of each model's own weights (THEORY §7)
+    exact = true             # exact finite-n loss of each model's own weights (docs/theory.md §7)
     [train]                  # any TrainConfig field except n, m, p, seed
     steps = 4000
 
 ``m = clip(round(r n), 1, n)``; configs that coincide after rounding are trained once.
 
-Run it: ``python -m validation.sweep --spec spec.toml --out DIR`` (or ``rugtheory validate``).
+Run it: ``python -m rugtheory.validation.sweep --spec spec.toml --out DIR`` (or ``rugtheory validate``).
 Models of one ``n`` train together in chunks of ``group_size`` (one batched program each); each
-model is evaluated (:mod:`validation.evaluate`) and stored (:mod:`validation.store`) the moment it
+model is evaluated (:mod:`rugtheory.validation.evaluate`) and stored (:mod:`rugtheory.validation.store`) the moment it
 finishes, so ``kill -9`` loses at most the models still training, and running the same command
 again skips every stored run.
 
@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rugtheory._validate import check_int, check_probability, check_ratio, check_seed
+from rugtheory.theory.checks import check_int, check_probability, check_ratio, check_seed
 
 __all__ = ["SweepSpec", "load_spec", "expand", "run_sweep", "main"]
 
@@ -74,7 +74,7 @@ class SweepSpec:
         check_int(self.group_size, "group_size", low=1)
         if self.rug not in ("theory", "none"):
             raise ValueError(f"rug must be one of 'theory', 'none', got {self.rug!r}")
-        from validation.train import TrainConfig
+        from rugtheory.validation.train import TrainConfig
 
         allowed = {f.name for f in fields(TrainConfig)} - set(_TRAIN_FIELDS_FIXED)
         bad = set(self.train) - allowed
@@ -119,7 +119,7 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 def expand(spec: SweepSpec) -> list[Any]:
     """Every distinct TrainConfig of the grid, ordered by n, then seed, r, p."""
-    from validation.train import TrainConfig
+    from rugtheory.validation.train import TrainConfig
 
     out, seen = [], set()
     for n in spec.n:
@@ -149,8 +149,8 @@ def _train_and_evaluate(
     configs: list[Any], evaluation: dict[str, Any], device: str | None, progress: bool,
     on_done: Callable[[Any, dict[str, Any]], None],
 ) -> None:
-    from validation.evaluate import evaluate_model
-    from validation.train import train_models
+    from rugtheory.validation.evaluate import evaluate_model
+    from rugtheory.validation.train import train_models
 
     def handle(_: int, model: Any) -> None:
         on_done(model, evaluate_model(model, **evaluation))
@@ -160,7 +160,7 @@ def _train_and_evaluate(
 
 def _ray_task(config_dicts: list[dict[str, Any]], evaluation: dict[str, Any], device: str | None) -> list[Any]:
     """Body of one Ray task: train a chunk, evaluate, return plain data (numpy arrays and dicts)."""
-    from validation.train import TrainConfig
+    from rugtheory.validation.train import TrainConfig
 
     out: list[Any] = []
     _train_and_evaluate([TrainConfig(**d) for d in config_dicts], evaluation, device, False,
@@ -184,7 +184,7 @@ def run_sweep(
     ----------
     spec : SweepSpec
     out_dir : path
-        Store directory (created); see :class:`validation.store.ResultStore`.
+        Store directory (created); see :class:`rugtheory.validation.store.ResultStore`.
     backend : {"local", "ray"}
     device : str, optional
         Torch device for training (default: CUDA when available, else CPU).
@@ -193,7 +193,7 @@ def run_sweep(
     ray_address, ray_num_gpus
         Ray cluster address (None: local instance) and GPUs per task.
     """
-    from validation.store import ResultStore, run_id
+    from rugtheory.validation.store import ResultStore, run_id
 
     if backend not in ("local", "ray"):
         raise ValueError(f"backend must be one of 'local', 'ray', got {backend!r}")
@@ -254,7 +254,7 @@ def _floats(text: str) -> list[float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Sweep options shared by ``python -m validation.sweep`` and ``rugtheory validate``."""
+    """Sweep options shared by ``python -m rugtheory.validation.sweep`` and ``rugtheory validate``."""
     parser.add_argument("--spec", help="TOML or JSON sweep spec (CLI grid flags override its fields)")
     parser.add_argument("--out", required=True, help="store directory (SQLite + safetensors + JSON)")
     parser.add_argument("--n", help="comma-separated n values")
@@ -299,8 +299,8 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m validation.sweep --spec FILE --out DIR``: run (or resume) a sweep."""
-    parser = argparse.ArgumentParser(prog="python -m validation.sweep", description=__doc__.splitlines()[0])
+    """``python -m rugtheory.validation.sweep --spec FILE --out DIR``: run (or resume) a sweep."""
+    parser = argparse.ArgumentParser(prog="python -m rugtheory.validation.sweep", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -313,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = run_sweep(spec, args.out, backend=args.backend, device=args.device,
                           progress=not args.no_progress, ray_address=args.ray_address)
     except ValueError as exc:
-        print(f"validation.sweep: error: {exc}", file=sys.stderr)
+        print(f"rugtheory.validation.sweep: error: {exc}", file=sys.stderr)
         return 2
     print(f"{len(store)} runs in {store.db_path} ({time.perf_counter() - start:.1f} s)")
     return 0

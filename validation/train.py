@@ -1,4 +1,4 @@
-"""Batched training of the toy model of superposition (THEORY §1, recipe of §9).
+"""Batched training of the toy model of superposition (docs/theory.md §1, recipe of §9).
 
 Many models at one ``n`` train as ONE tensor program along an instance axis ``I``:
 
@@ -12,7 +12,7 @@ well, so a padded unit never moves and contributes nothing; the per-instance los
 so each instance's gradient is the one it would have alone (tests/test_validation_train.py
 checks padded-and-batched against a model trained alone).
 
-Reference recipe (THEORY §9, the defaults): untied layers; PyTorch's default ``nn.Linear``
+Reference recipe (docs/theory.md §9, the defaults): untied layers; PyTorch's default ``nn.Linear``
 initialisation (kaiming-uniform, reproduced per instance with the instance's own generator, so
 that ``torch.manual_seed(init_seed)`` then ``nn.Linear(n, m, bias=False); nn.Linear(m, n)`` gives
 the same numbers); Adam with lr ``3e-3/sqrt(n)``, betas (0.9, 0.999), eps ``1e-7``; batch 1024;
@@ -23,7 +23,7 @@ Randomness. Every config draws from its own generators, seeded from ``(seed, str
 from its place in the batch), so a model trained alone or inside any batch sees the same
 initialisation, the same training samples, the same confirmation set and the same held-out set
 (on a given device type: CPU and CUDA generators differ). Data, exactly x = Bernoulli(p)·U[0,1)
-(THEORY §1): for ``p <= SPARSE_P`` the active entries are placed by geometric gaps and get fresh
+(docs/theory.md §1): for ``p <= SPARSE_P`` the active entries are placed by geometric gaps and get fresh
 uniforms (about p·B·n random numbers); otherwise one uniform ``u`` per entry gives
 ``x = 1[u < p] · u/p`` (given ``u < p``, ``u/p`` is Uniform[0, 1)).
 
@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rugtheory._validate import check_int, check_probability, check_seed
+from rugtheory.theory.checks import check_int, check_probability, check_seed
 
 __all__ = [
     "TrainConfig",
@@ -254,7 +254,7 @@ def _sparse_draw(total: int, p: float, g: torch.Generator, device: torch.device,
 
     In the flattened array the active positions of i.i.d. Bernoulli(p) entries are the partial sums
     of i.i.d. Geometric(p) gaps, ``gap = 1 + floor(log(u) / log(1 − p))``; each active entry then
-    gets a fresh Uniform[0, 1) value. Exactly the law of THEORY §1, with about ``p·total`` draws.
+    gets a fresh Uniform[0, 1) value. Exactly the law of docs/theory.md §1, with about ``p·total`` draws.
     """
     log_q = math.log1p(-p)
     k = int(p * total + 6 * math.sqrt(p * (1 - p) * total) + 16)
@@ -686,7 +686,7 @@ def train_models(
     if len(keys) != 1:
         raise ValueError(
             "configs must share n and the training-loop fields (batch, optimizer, steps, eval_samples, dtype, "
-            "convergence rule) to train as one batch; group them first (validation.sweep does)"
+            "convergence rule) to train as one batch; group them first (rugtheory.validation.sweep does)"
         )
     if not (0 <= max_padding <= 1):
         raise ValueError(f"max_padding must be in [0, 1], got {max_padding!r}")

@@ -1,0 +1,1 @@
+"""The constructions layer: weights built from the theory (Persian rug, polytopes, paired rugs) and their losses; imports only rugtheory.theory."""

@@ -1,0 +1,361 @@
+r"""Where the symmetric theory holds: a phase map of competing structures over (r, p) (docs/theory.md §10).
+
+At each ``(p, r)`` the candidates are
+
+* the symmetric optimum :math:`L^*(p, r)` (the Persian rug, docs/theory.md §4);
+* every polytope of :func:`rugtheory.constructions.structures.standard_constructions` with its best gain and bias;
+* dropped features (``r = 0``, loss ``v = p/3 - p^2/4``) and dedicated features (``r = 1``, loss 0);
+* untied antipodal pairs (one hidden unit, ``W_in = [1, -t]``, t = 1/3 at small p: 25 p^2/162,
+  7.4% below the tied pairs' p^2/6), see :func:`rugtheory.constructions.structures.untied_pair_loss`;
+* a rug of antipodal pairs ("paired rug", r <= 1/2, large-n Gaussian interference
+  :math:`\sigma^2 = a^2 v(1/r - 2)`), see :func:`rugtheory.constructions.structures.paired_rug_loss`;
+* **mixtures**: a fraction ``f`` of the features in structure A (ratio ``r_A``) and the rest in
+  structure B (``r_B``), in orthogonal hidden subspaces, so that ``r = f r_A + (1-f) r_B`` and
+  ``L = f L_A + (1-f) L_B``. A rug block at any ratio ``r'`` is an ingredient too.
+
+The best mixture at ``r`` is therefore the **lower convex envelope in r** of all the points
+``(r_A, L_A(p))`` (rug points sampled on a grid of ``r'``), and the phase map's loss is
+``min(L*(p, r), envelope(r))``. The winner is ``"symmetric"`` where ``L*`` itself is lowest, otherwise
+the two ingredients bracketing ``r`` on the envelope (``"pairs + dropped"``, ``"pairs + rug"``, ...;
+``"rug mixture"`` when both are rug blocks, i.e. where ``L*`` is not convex in ``r``).
+Every mixture is realisable exactly at finite ``n`` up to rounding of the group counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rugtheory.theory.checks import check_probability, check_ratio
+from rugtheory.theory.optimum import optimal_symmetric_loss
+from rugtheory.constructions.structures import (
+    Construction,
+    PairedRug,
+    _prefetch_optima,
+    dropped_loss,
+    optimal_paired_rug_loss,
+    optimal_structure_loss,
+    optimal_untied_pairs,
+    regular_polygon,
+    regular_simplex,
+    standard_constructions,
+)
+
+__all__ = [
+    "Component",
+    "ExpectedStructure",
+    "PhaseMap",
+    "phase_map",
+    "expected_structure",
+    "construction_curve",
+    "construction_for_ratio",
+    "RUG_RATIO_GRID",
+    "PAIRED_RUG_RATIO_GRID",
+]
+
+#: Ratios r' at which rug blocks enter the envelope: dense near 0 (where L* changes fastest in r)
+#: and uniform elsewhere. The envelope between samples is a chord, so a rug+polytope mixture is
+#: over-estimated by O(dr^2 L*''): below 1e-4 relative on this grid (checked in the tests against a
+#: 4x finer grid).
+RUG_RATIO_GRID = np.unique(np.concatenate([np.geomspace(1e-4, 0.05, 60), np.linspace(0.05, 1.0, 191)]))
+#: Ratios at which rugs of antipodal pairs (:func:`rugtheory.constructions.structures.paired_rug_loss`, r <= 1/2)
+#: enter the envelope. Each costs a 1-d search; chords between these samples are themselves
+#: realisable mixtures, so a coarse grid only over-estimates mixtures that involve a paired rug;
+#: the paired rug alone is also evaluated exactly at every queried r <= 1/2.
+PAIRED_RUG_RATIO_GRID = np.array([0.005, 0.02, 0.05, 0.09, 0.13, 0.17, 0.21, 0.25, 0.29, 0.33, 0.37, 0.41, 0.45, 0.48])
+#: The paired rug at r itself wins only by more than this: at r = 1/2 it IS the pairs, and the
+#: structure optimiser is accurate to ~1e-8 relative, so the simpler name is kept within 1e-7.
+PAIRED_TIE = 1e-7
+#: L* wins ("symmetric") where it is within this relative margin of the envelope: ties are resolved
+#: in favour of the symmetric theory, and 1e-9 is far above the rounding of either loss.
+TIE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Component:
+    """One ingredient of a mixture: ``fraction`` of the features in ``name`` at hidden ratio ``ratio``.
+
+    ``gain`` and ``bias`` are the structure's optimal ``g`` and ``b`` (for a rug block: ``a*`` and
+    ``b*`` of :func:`rugtheory.optimal_symmetric_loss` at ``r' = ratio``; for dropped features the
+    constant output ``p/2``).
+    """
+
+    name: str
+    ratio: float
+    fraction: float
+    loss: float
+    gain: float
+    bias: float
+
+
+@dataclass(frozen=True)
+class ExpectedStructure:
+    """What a trained model at ``(p, r)`` should become if it found the best structure."""
+
+    p: float
+    r: float
+    winner: str
+    loss: float
+    symmetric_loss: float
+    components: tuple[Component, ...]
+
+    @property
+    def ratio_to_symmetric(self) -> float:
+        """``loss / L*`` (1 where the symmetric optimum wins)."""
+        return self.loss / self.symmetric_loss if self.symmetric_loss > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class PhaseMap:
+    """Best loss and winner on a grid; arrays have shape ``(len(p), len(r))``."""
+
+    p: np.ndarray
+    r: np.ndarray
+    loss: np.ndarray
+    symmetric_loss: np.ndarray
+    winner: np.ndarray  # integer codes into ``labels``
+    labels: tuple[str, ...]
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """Best loss over L* (<= 1; 1 where the symmetric optimum wins or L* = 0)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.symmetric_loss > 0, self.loss / self.symmetric_loss, 1.0)
+
+    def winner_names(self) -> np.ndarray:
+        return np.asarray(self.labels, dtype=object)[self.winner]
+
+
+@dataclass(frozen=True)
+class _Vertex:
+    name: str
+    ratio: float
+    loss: float
+    gain: float
+    bias: float
+
+
+def _lower_hull(points: list[_Vertex]) -> list[_Vertex]:
+    """Lower convex hull (Andrew's monotone chain) of points sorted by ratio, then loss."""
+    pts = sorted(points, key=lambda q: (q.ratio, q.loss))
+    hull: list[_Vertex] = []
+    for q in pts:
+        if hull and q.ratio == hull[-1].ratio:
+            continue  # same ratio, higher loss
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            cross = (b.ratio - a.ratio) * (q.loss - a.loss) - (b.loss - a.loss) * (q.ratio - a.ratio)
+            if cross <= 0:  # b lies on or above the chord a-q
+                hull.pop()
+            else:
+                break
+        hull.append(q)
+    return hull
+
+
+def _paired_rugs(p: np.ndarray, r_extra: np.ndarray) -> tuple[PairedRug, PairedRug]:
+    """Paired rugs at the grid ratios and at ``r_extra`` in ONE vectorised search (rows are independent)."""
+    both = optimal_paired_rug_loss(p[:, None], np.concatenate([PAIRED_RUG_RATIO_GRID, r_extra])[None, :])
+    k = PAIRED_RUG_RATIO_GRID.size
+    split = [PairedRug(both.p[:, s], both.r[:, s], both.loss[:, s], both.gain[:, s], both.bias[:, s])
+             for s in (slice(None, k), slice(k, None))]
+    return split[0], split[1]
+
+
+def _vertices(p: np.ndarray, constructions: list[Construction], prug: PairedRug | None = None) -> list[list[_Vertex]]:
+    """All envelope ingredients at each p (list over p); ``prug``: paired rugs at the grid ratios if known."""
+    rug = optimal_symmetric_loss(p[:, None], RUG_RATIO_GRID[None, :])
+    v = dropped_loss(p)
+    _prefetch_optima(constructions, p)  # every polytope and the untied pairs in one batch
+    opts = [optimal_structure_loss(c, p) for c in constructions]
+    if prug is None:
+        prug = _paired_rugs(p, np.empty(0))[0]
+    untied = optimal_untied_pairs(p)
+    out = []
+    for i in range(p.size):
+        pts = [_Vertex("dropped", 0.0, float(v[i]), 0.0, float(p[i] / 2)), _Vertex("dedicated", 1.0, 0.0, 1.0, 0.0)]
+        pts += [_Vertex(o.construction.name, o.ratio, float(o.loss[i]), float(o.gain[i]), float(o.bias[i])) for o in opts]
+        pts += [
+            _Vertex("rug", float(rr), float(rug.loss[i, j]), float(rug.a[i, j]), float(rug.b[i, j]))
+            for j, rr in enumerate(RUG_RATIO_GRID)
+            if rr < 1.0  # r' = 1 is the dedicated point
+        ]
+        # untied pairs: two gains/biases; the vertex records feature 1's (the full set is in UntiedPairs)
+        pts.append(_Vertex("untied pairs", 0.5, float(untied.loss[i]), float(untied.gain1[i]), float(untied.bias1[i])))
+        pts += [
+            _Vertex("paired rug", float(rr), float(prug.loss[i, j]), float(prug.gain[i, j]), float(prug.bias[i, j]))
+            for j, rr in enumerate(PAIRED_RUG_RATIO_GRID)
+        ]
+        out.append(pts)
+    return out
+
+
+def _mixture_label(a: _Vertex, b: _Vertex, r: float) -> str:
+    if abs(r - a.ratio) < 1e-12:
+        return a.name
+    if abs(r - b.ratio) < 1e-12:
+        return b.name
+    if a.name == "rug" and b.name == "rug":
+        return "rug mixture"
+    if a.name == "paired rug" and b.name == "paired rug":
+        return "paired rug"
+    return f"{a.name} + {b.name}"
+
+
+def _envelope(hull: list[_Vertex], r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Envelope value at each r and the index of the hull segment holding it."""
+    hr = np.array([h.ratio for h in hull])
+    hl = np.array([h.loss for h in hull])
+    seg = np.clip(np.searchsorted(hr, r, side="right") - 1, 0, len(hull) - 2)
+    t = (r - hr[seg]) / (hr[seg + 1] - hr[seg])
+    return hl[seg] + t * (hl[seg + 1] - hl[seg]), seg
+
+
+#: (p, ratio grids) -> lower hull of the default ingredients, so that expected_structure at several r and one p
+#: (``rugtheory predict``) builds the hull once. Bounded; the results do not depend on it.
+_HULL_CACHE: dict[tuple[float, bytes, bytes], list[_Vertex]] = {}
+
+
+def _standard() -> list[Construction]:
+    return standard_constructions()
+
+
+def phase_map(p: np.ndarray, r: np.ndarray, *, constructions: list[Construction] | None = None) -> PhaseMap:
+    """Best loss over the symmetric optimum, every construction and their mixtures on a grid.
+
+    Parameters
+    ----------
+    p : array_like, 1-d
+        Feature probabilities in (0, 1].
+    r : array_like, 1-d
+        Compression ratios in (0, 1].
+    constructions : list of Construction, optional
+        Polytopes to consider; default :func:`rugtheory.constructions.structures.standard_constructions`.
+
+    Returns
+    -------
+    PhaseMap
+        ``loss[i, j] = min(L*(p_i, r_j), paired_rug(p_i, r_j), envelope_i(r_j))`` and the winner's label.
+    """
+    p = np.atleast_1d(check_probability(p)).ravel()
+    r = np.atleast_1d(check_ratio(r)).ravel()
+    cons = _standard() if constructions is None else list(constructions)
+    sym = optimal_symmetric_loss(p[:, None], r[None, :]).loss
+    paired = np.full((p.size, r.size), np.inf)
+    low = r <= 0.5
+    prug_grid, prug_at_r = _paired_rugs(p, r[low])
+    paired[:, low] = prug_at_r.loss
+    loss = np.empty((p.size, r.size))
+    winner = np.empty((p.size, r.size), dtype=int)
+    labels: list[str] = ["symmetric"]
+    for i, pts in enumerate(_vertices(p, cons, prug_grid)):
+        hull = _lower_hull(pts)
+        env, seg = _envelope(hull, r)
+        for j in range(r.size):
+            if paired[i, j] < min(env[j], sym[i, j]) * (1.0 - PAIRED_TIE):
+                loss[i, j], name = paired[i, j], "paired rug"
+            elif sym[i, j] <= env[j] * (1.0 + TIE_TOLERANCE):
+                loss[i, j], name = sym[i, j], "symmetric"
+            else:
+                loss[i, j] = env[j]
+                name = _mixture_label(hull[seg[j]], hull[seg[j] + 1], r[j])
+            if name not in labels:
+                labels.append(name)
+            winner[i, j] = labels.index(name)
+    return PhaseMap(p, r, loss, sym, winner, tuple(labels))
+
+
+def expected_structure(p: float, r: float, *, constructions: list[Construction] | None = None) -> ExpectedStructure:
+    """The structure expected to win at ``(p, r)``, its loss and L* beside it.
+
+    Scalar version of :func:`phase_map` that also returns the mixture's composition: which
+    fraction of the features sits in which structure, at which hidden ratio, with which gain/bias.
+
+    Examples
+    --------
+    >>> e = expected_structure(0.01, 0.5)
+    >>> e.winner, round(e.loss / (25 * 0.01**2 / 162), 3), round(e.symmetric_loss / e.loss, 1)
+    ('untied pairs', 1.0, 6.1)
+    """
+    p_arr = check_probability(p)
+    r_arr = check_ratio(r)
+    if p_arr.ndim or r_arr.ndim:
+        raise ValueError("expected_structure takes scalar p and r; use phase_map for grids")
+    pf, rf = float(p_arr), float(r_arr)
+    cons = _standard() if constructions is None else list(constructions)
+    sym = optimal_symmetric_loss(pf, rf)
+    sym_loss = float(sym.loss)
+    p1 = np.array([pf])
+    r_extra = np.array([rf]) if rf <= 0.5 else np.empty(0)
+    key = (pf, RUG_RATIO_GRID.tobytes(), PAIRED_RUG_RATIO_GRID.tobytes())  # the grids may be swapped (benchmark)
+    hull = _HULL_CACHE.get(key) if constructions is None else None
+    if hull is None:  # one paired-rug search for the grid ratios and rf together
+        prug_grid, pr = _paired_rugs(p1, r_extra)
+        hull = _lower_hull(_vertices(p1, cons, prug_grid)[0])
+        if constructions is None:
+            if len(_HULL_CACHE) >= 256:
+                _HULL_CACHE.clear()
+            _HULL_CACHE[key] = hull
+    elif rf <= 0.5:
+        pr = optimal_paired_rug_loss(p1[:, None], r_extra[None, :])
+    env, seg = _envelope(hull, np.array([rf]))
+    if rf <= 0.5:
+        if float(pr.loss[0, 0]) < min(env[0], sym_loss) * (1.0 - PAIRED_TIE):
+            loss, gain, bias = float(pr.loss[0, 0]), float(pr.gain[0, 0]), float(pr.bias[0, 0])
+            comp = (Component("paired rug", rf, 1.0, loss, gain, bias),)
+            return ExpectedStructure(pf, rf, "paired rug", loss, sym_loss, comp)
+    if sym_loss <= env[0] * (1.0 + TIE_TOLERANCE):
+        comp = (Component("rug", rf, 1.0, sym_loss, float(sym.a), float(sym.b)),)
+        return ExpectedStructure(pf, rf, "symmetric", sym_loss, sym_loss, comp)
+    a, b = hull[seg[0]], hull[seg[0] + 1]
+    f_a = (b.ratio - rf) / (b.ratio - a.ratio)
+    comps = tuple(
+        Component(v.name, v.ratio, float(f), v.loss, v.gain, v.bias) for v, f in ((a, f_a), (b, 1.0 - f_a)) if f > 1e-12
+    )
+    return ExpectedStructure(pf, rf, _mixture_label(a, b, rf), float(env[0]), sym_loss, comps)
+
+
+def construction_curve(construction: Construction, p: np.ndarray | float, r: np.ndarray | float) -> np.ndarray:
+    """Loss of one construction brought to any ratio ``r`` with dropped or dedicated features.
+
+    For ``r <= r_c`` a fraction ``r/r_c`` of the features sits in the polytope and the rest are
+    dropped; for ``r > r_c`` a fraction ``(1-r)/(1-r_c)`` sits in the polytope and the rest have a
+    hidden unit each:
+
+    .. math:: L_c(r) = \\begin{cases} \\frac{r}{r_c}L_c + (1-\\frac{r}{r_c})\\,v & r\\le r_c \\\\
+              \\frac{1-r}{1-r_c}L_c & r > r_c. \\end{cases}
+
+    Arrays broadcast over ``p`` and ``r``.
+    """
+    p = check_probability(p)
+    r = check_ratio(r)
+    p, r = np.broadcast_arrays(p, r)
+    pu, inv = np.unique(p, return_inverse=True)
+    lc = optimal_structure_loss(construction, pu).loss[inv].reshape(p.shape)
+    rc = construction.ratio
+    v = dropped_loss(p)
+    below = r / rc * lc + (1.0 - r / rc) * v
+    above = (1.0 - r) / (1.0 - rc) * lc
+    return np.where(r <= rc, below, above)
+
+
+def construction_for_ratio(family: str, r: float) -> Construction:
+    """The pure polytope of ``family`` (``"pairs"``, ``"simplex"``, ``"polygon"``) with ratio exactly ``r``.
+
+    Raises ``ValueError`` naming the reachable ratios when no member has this ``r``.
+    """
+    rf = float(check_ratio(r))
+    if family == "pairs":
+        members = {0.5: lambda: regular_simplex(2)}
+    elif family == "simplex":
+        members = {(k - 1) / k: (lambda k=k: regular_simplex(k)) for k in range(2, 11)}
+    elif family == "polygon":
+        members = {2 / k: (lambda k=k: regular_polygon(k)) for k in range(3, 11)}
+    else:
+        raise ValueError(f"family must be one of 'pairs', 'simplex', 'polygon', got {family!r}")
+    for ratio, make in members.items():
+        if abs(ratio - rf) < 1e-9:
+            return make()
+    allowed = ", ".join(f"{x:.4g}" for x in sorted(members))
+    raise ValueError(f"r must be one of the ratios the {family} family reaches ({allowed}), got {rf!r}")

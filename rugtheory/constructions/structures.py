@@ -1,0 +1,882 @@
+r"""Competing structures: polytope solutions of the toy model with exact losses (docs/theory.md §10).
+
+The rank bound (docs/theory.md §4) fixes only the *second* moment of the interference. ReLU clips
+negative interference for free, so weights with a few large negative entries per row can beat
+the symmetric Gaussian optimum :math:`L^*`. This module builds those structures and computes
+their loss exactly (no sampling, no Gaussian assumption).
+
+A *construction* is a group of ``k`` features embedded as the vertices ``v_1..v_k`` of a
+polytope in ``dim`` hidden dimensions, ``|v_i| = 1``, with tied read-out and one gain ``g`` and
+bias ``b`` shared by the group (every vertex is equivalent by symmetry):
+
+.. math:: W_\mathrm{in} = [v_1 \dots v_k], \quad W_\mathrm{out} = g\,W_\mathrm{in}^T, \quad
+          W = g\,G,\ G_{ij} = v_i\cdot v_j,\ G_{ii}=1,
+
+so :math:`y_i = \mathrm{ReLU}(g(x_i + \sum_{j\ne i} G_{ij} x_j) + b)` and the group uses a
+ratio ``r = dim/k`` of hidden units per feature. Groups live in orthogonal subspaces, so a model
+made of ``n/k`` copies has the same per-feature loss as one group.
+
+* antipodal pairs: ``k = 2``, ``dim = 1``, ``G_12 = -1``, ``r = 1/2``;
+* regular simplex: ``k`` features in ``k-1`` dims, ``G_ij = -1/(k-1)``, ``r = (k-1)/k``;
+* regular polygon: ``k`` features in 2 dims, ``G_ij = cos(2 pi (i-j)/k)``, ``r = 2/k``;
+* dropped features (``r = 0``): ``y = ReLU(b)``, best ``b = p/2``, loss ``v = p/3 - p^2/4``;
+* dedicated features (``r = 1``): ``y = x``, loss 0.
+
+All of them meet the rank bound with equality: :math:`\sum_{j\ne i}G_{ij}^2 = 1/r - 1`.
+
+Exact loss
+----------
+Write the row of feature ``i`` as :math:`w = b + g U_0 + g\sum_{l\in S} c_l U_l` where ``S`` is
+the set of active partners (probability :math:`p^{|S|}(1-p)^{K-|S|}`) and ``U`` are independent
+uniforms. Integrating one uniform at a time (:math:`\int_0^1 f(a + d u)\,du = [F(a+d)-F(a)]/d`)
+gives the box-spline identity, exact for any signs of the nonzero ``d_l``:
+
+.. math:: E\Big[\big(\beta + \textstyle\sum_{l=1}^N d_l U_l\big)_+^q\Big]
+          = \frac{q!}{(q+N)!\,\prod_l d_l} \sum_{T\subseteq\{1..N\}} (-1)^{N-|T|}
+            \big(\beta + \textstyle\sum_{l\in T} d_l\big)_+^{q+N}.
+
+With :math:`M(\beta, q) = E[(\beta + g\sum_S c_l U_l)_+^q]` the per-feature loss is
+
+.. math:: L = \sum_S p^{|S|}(1-p)^{K-|S|}\Big[(1-p)\,M(b,2) + p\,B_S\Big],\qquad
+          B_S = \Big(\tfrac{1}{3g}+\tfrac{1}{3g^2}\Big)\big[M(b+g,3)-M(b,3)\big]
+                 - \tfrac{1}{g}M(b+g,2) + \tfrac13,
+
+where :math:`B_S = E[(\mathrm{ReLU}(w) - U_0)^2]` follows by integrating :math:`U_0` by parts.
+For ``S = {}`` the three terms of ``B`` cancel at ``g = 1, b = 0`` (1/3 - 2/3 + 1/3); that term is
+evaluated by the direct piecewise integral instead, so that losses of order ``p^2`` stay accurate
+down to ``p = 1e-12``. Partners with equal coefficients are grouped (binomial counts), which keeps
+the sum small: at most a few thousand terms for ``k <= 10``.
+
+Antipodal pairs at ``g = 1, b = 0``: the only error is when both partners are on, giving
+``p^2 E[min(U, U')^2] = p^2/6`` (docs/theory.md §10); :func:`structure_loss` reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import product
+
+import numpy as np
+
+from rugtheory.theory.checks import check_finite, check_int, check_probability, check_seed
+
+__all__ = [
+    "Construction",
+    "OptimizedStructure",
+    "MAX_SIMPLEX_K",
+    "MAX_POLYGON_K",
+    "antipodal_pairs",
+    "regular_simplex",
+    "regular_polygon",
+    "standard_constructions",
+    "dropped_loss",
+    "structure_loss",
+    "optimal_structure_loss",
+    "construction_weights",
+    "mixture_weights",
+    "model_loss_monte_carlo",
+    "UntiedPairs",
+    "untied_pair_loss",
+    "optimal_untied_pairs",
+    "untied_pair_weights",
+    "UNTIED_PAIR_ASYMMETRIES",
+    "PairedRug",
+    "paired_rug_loss",
+    "optimal_paired_rug_loss",
+    "paired_rug_weights",
+]
+
+#: Largest simplex size: the box-spline sum for ``k - 1`` equal partners is a finite difference of
+#: order ``k - 1`` whose cancellation costs about ``log10(2^(k-1) (k-1)^(k-1) / (k-1)!)`` digits,
+#: i.e. ~5 digits at k = 10; beyond that the answer would lose too much of float64.
+MAX_SIMPLEX_K = 10
+#: Largest polygon size: the number of terms grows like 6^(k/2) and the smallest coefficient
+#: cos(2 pi floor(k/4)/k) shrinks; k = 10 keeps both harmless (~4000 terms).
+MAX_POLYGON_K = 10
+
+
+@dataclass(frozen=True)
+class Construction:
+    """A group of ``k`` features as unit vectors in ``dim`` hidden dimensions.
+
+    Attributes
+    ----------
+    name : str
+        Short label, e.g. ``"pairs"``, ``"simplex4"``, ``"polygon5"``.
+    k, dim : int
+        Features per group and hidden dimensions per group.
+    vertices : np.ndarray
+        ``dim x k`` matrix of unit columns (``W_in`` of one group).
+    """
+
+    name: str
+    k: int
+    dim: int
+    vertices: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def ratio(self) -> float:
+        """Hidden units per feature, ``r = dim/k``."""
+        return self.dim / self.k
+
+    @property
+    def gram(self) -> np.ndarray:
+        """``G = V^T V`` (unit diagonal)."""
+        return self.vertices.T @ self.vertices
+
+    @property
+    def partner_coefficients(self) -> np.ndarray:
+        """Row 0 of ``G`` without the diagonal and without exact zeros (they never interfere)."""
+        row = self.gram[0, 1:]
+        return row[np.abs(row) > 1e-12]
+
+
+def antipodal_pairs() -> Construction:
+    """Two features on one hidden unit with opposite signs: ``W = g [[1, -1], [-1, 1]]``, r = 1/2."""
+    return Construction("pairs", 2, 1, np.array([[1.0, -1.0]]))
+
+
+def regular_simplex(k: int) -> Construction:
+    """``k`` features at the vertices of a regular simplex in ``k - 1`` dims, r = (k-1)/k.
+
+    ``G_ij = -1/(k-1)``; ``k = 2`` is the antipodal pair. ``k`` must lie in [2, MAX_SIMPLEX_K].
+    """
+    k = check_int(k, "k", low=2, high=MAX_SIMPLEX_K)
+    centred = np.eye(k) - 1.0 / k  # columns e_i - centroid, spanning the sum-zero subspace
+    q, _ = np.linalg.qr(centred[:, : k - 1])  # orthonormal basis of that subspace (k x k-1)
+    v = q.T @ centred  # (k-1) x k coordinates
+    v /= np.linalg.norm(v, axis=0, keepdims=True)
+    name = "pairs" if k == 2 else f"simplex{k}"
+    return Construction(name, k, k - 1, v)
+
+
+def regular_polygon(k: int) -> Construction:
+    """``k`` features at the vertices of a regular ``k``-gon in 2 dims, r = 2/k.
+
+    ``G_ij = cos(2 pi (i - j)/k)``. ``k = 3`` is the triangle (= simplex3), ``k = 4`` two antipodal
+    pairs. ``k`` must lie in [3, MAX_POLYGON_K].
+    """
+    k = check_int(k, "k", low=3, high=MAX_POLYGON_K)
+    angles = 2.0 * np.pi * np.arange(k) / k
+    v = np.vstack([np.cos(angles), np.sin(angles)])
+    return Construction(f"polygon{k}", k, 2, v)
+
+
+def standard_constructions() -> list[Construction]:
+    """The constructions the phase map compares: pairs, simplices 3..10, polygons 5 and 6.
+
+    polygon3 is simplex3 and polygon4 is two pairs, so they are left out as duplicates. Polygons
+    7..10 cost 5-100x more to optimise (hundreds to thousands of box-spline terms) and never win
+    anywhere on the 40x40 map (checked by ``benchmarks/bench_phase_map.py``, which adds them back):
+    their loss is O(p), like every polygon's with k >= 5, with a larger constant.
+    """
+    out = [antipodal_pairs()]
+    out += [regular_simplex(k) for k in range(3, MAX_SIMPLEX_K + 1)]
+    out += [regular_polygon(k) for k in range(5, 7)]
+    return out
+
+
+def dropped_loss(p: np.ndarray | float) -> np.ndarray:
+    """Loss of an unlearned feature with its best constant output ``p/2``: ``v = p/3 - p^2/4``."""
+    p = check_probability(p)
+    return p / 3.0 - p * p / 4.0
+
+
+# --------------------------------------------------------------------------------------------------
+# exact loss
+
+
+@dataclass(frozen=True)
+class _Corners:
+    """Flattened box-spline terms of one construction (see module docstring)."""
+
+    count: np.ndarray  # N = |S| of the term's partner set
+    coef: np.ndarray  # prod C(M_v, n_v) C(n_v, t_v) (-1)^(N - sum t) / prod c_v^n_v
+    offset: np.ndarray  # sum_v t_v c_v
+    n_partners: int  # K
+
+
+def _group_coefficients(coeffs: np.ndarray) -> list[tuple[float, int]]:
+    groups: list[tuple[float, int]] = []
+    for c in np.sort(coeffs):
+        if groups and abs(groups[-1][0] - c) < 1e-9:
+            groups[-1] = (groups[-1][0], groups[-1][1] + 1)
+        else:
+            groups.append((float(c), 1))
+    return groups
+
+
+@lru_cache(maxsize=64)
+def _corners(coeff_key: tuple[float, ...]) -> _Corners:
+    groups = _group_coefficients(np.asarray(coeff_key))
+    count, coef, offset = [], [], []
+    for ns in product(*[range(m + 1) for _, m in groups]):
+        n_tot = sum(ns)
+        base = 1.0
+        for (c, m), n in zip(groups, ns):
+            base *= math.comb(m, n) / c**n
+        for ts in product(*[range(n + 1) for n in ns]):
+            mult = base * (-1) ** (n_tot - sum(ts))
+            for n, t in zip(ns, ts):
+                mult *= math.comb(n, t)
+            count.append(n_tot)
+            coef.append(mult)
+            offset.append(sum(t * c for (c, _), t in zip(groups, ts)))
+    return _Corners(np.array(count), np.array(coef), np.array(offset), sum(m for _, m in groups))
+
+
+def _alone_error(g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    r"""Stable :math:`\int_0^1 (\mathrm{ReLU}(g u + b) - u)^2 du` for g > 0 (no partner active)."""
+    a = np.clip(-b / g, 0.0, 1.0)  # the ReLU is off on [0, a]
+    alpha = g - 1.0
+    return a**3 / 3.0 + alpha**2 * (1.0 - a**3) / 3.0 + alpha * b * (1.0 - a**2) + b**2 * (1.0 - a)
+
+
+def _loss_from_corners(cn: _Corners, g: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Exact loss for arrays g, b, p broadcast together (corner axis appended last)."""
+    g, b, p = np.broadcast_arrays(np.asarray(g, float), np.asarray(b, float), np.asarray(p, float))
+    ge, be, pe = g[..., None], b[..., None], p[..., None]
+    n = cn.count
+    k_tot = cn.n_partners
+    fact2 = np.array([2.0 / math.factorial(2 + i) for i in range(k_tot + 1)])[n]
+    fact3 = np.array([6.0 / math.factorial(3 + i) for i in range(k_tot + 1)])[n]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        weight = pe**n * (1.0 - pe) ** (k_tot - n) * cn.coef / ge**n
+    lo = np.maximum(be + ge * cn.offset, 0.0)
+    hi = np.maximum(be + ge + ge * cn.offset, 0.0)
+    m_b2 = fact2 * lo ** (2 + n)
+    m_hi2 = fact2 * hi ** (2 + n)
+    m_diff3 = fact3 * (hi ** (3 + n) - lo ** (3 + n))
+    b_part = (1.0 / (3.0 * ge) + 1.0 / (3.0 * ge**2)) * m_diff3 - m_hi2 / ge
+    b_part = np.where(n > 0, b_part, 0.0)  # the S = {} term is added below in stable form
+    total = np.sum(weight * ((1.0 - pe) * m_b2 + pe * b_part), axis=-1)
+    with np.errstate(divide="ignore"):
+        log_p0 = k_tot * np.log1p(-p)  # P(no partner active) = (1-p)^K, and 1 - that via expm1
+    return total - p / 3.0 * np.expm1(log_p0) + np.exp(log_p0) * p * _alone_error(g, b)
+
+
+def structure_loss(construction: Construction, p: np.ndarray | float, gain: np.ndarray | float = 1.0,
+                   bias: np.ndarray | float = 0.0) -> np.ndarray:
+    r"""Exact per-feature loss of a construction at gain ``g`` and bias ``b`` (docs/theory.md §10).
+
+    .. math:: L = E\big[(\mathrm{ReLU}(g(x_i + \textstyle\sum_{j\ne i} G_{ij}x_j) + b) - x_i)^2\big],
+
+    evaluated in closed form by the box-spline identity of the module docstring. Arrays broadcast.
+
+    Parameters
+    ----------
+    construction : Construction
+    p : array_like
+        Feature probability in (0, 1].
+    gain : array_like
+        ``g > 0``.
+    bias : array_like
+        Finite.
+    """
+    p = check_probability(p)
+    gain = check_finite(gain, "gain")
+    if np.any(gain <= 0):
+        raise ValueError(f"gain must be in (0, inf), got {float(np.min(gain))!r}")
+    bias = check_finite(bias, "bias")
+    cn = _corners(tuple(np.round(construction.partner_coefficients, 15)))
+    return _loss_from_corners(cn, gain, bias, p)
+
+
+@dataclass(frozen=True)
+class OptimizedStructure:
+    """A construction with its best gain and bias at each ``p`` (arrays over ``p``)."""
+
+    construction: Construction
+    p: np.ndarray
+    loss: np.ndarray
+    gain: np.ndarray
+    bias: np.ndarray
+
+    @property
+    def ratio(self) -> float:
+        return self.construction.ratio
+
+
+# The optimum lies near g = 1, b = 0 at small p; at dense data the bias can be strongly negative
+# (polygons) or positive (everything tends to b = 1/2 at p = 1). A coarse grid over this box picks
+# the basin; a pattern search in (log g, b), vectorised over p, refines it.
+_LOG_G_GRID = np.log(np.geomspace(0.4, 3.2, 12))
+_B_GRID = np.linspace(-1.8, 0.6, 17)
+_STENCIL = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=float)
+#: Stop when both steps are below this. The pattern search can stall on the curved valley of
+#: (log g, b), so the loss it returns is within ~1e-8 relative of the optimum (measured against
+#: Nelder-Mead from several starts in tests/test_structures.py, asserted at 1e-7).
+_STEP_TOL = 1e-8
+_MAX_ELEMENTS = 1_500_000  # corner-axis elements per evaluation chunk (memory ~ 12 MB per array)
+
+
+class _Batch:
+    """Box-spline terms of several constructions at several p, flattened for one vectorised evaluation.
+
+    A *row* is one (construction, p) pair (construction-major). The constant factors of every term,
+    ``p^N (1-p)^(K-N) coef`` and the factorials, are computed once here; an evaluation only gathers
+    them for the rows it needs, so one call serves every construction (the per-call overhead of
+    numpy dominated when each small construction was optimised on its own).
+    """
+
+    def __init__(self, cns: list[_Corners], p: np.ndarray) -> None:
+        n_p = p.size
+        self.p = np.tile(p, len(cns))
+        self.k = np.repeat([float(cn.n_partners) for cn in cns], n_p)
+        self.len = np.repeat([len(cn.coef) for cn in cns], n_p)
+        self.start = np.cumsum(self.len) - self.len
+        n = np.concatenate([np.tile(cn.count, n_p) for cn in cns])
+        coef = np.concatenate([np.tile(cn.coef, n_p) for cn in cns])
+        self.offset = np.concatenate([np.tile(cn.offset, n_p) for cn in cns])
+        pe = np.repeat(self.p, self.len)
+        ke = np.repeat(self.k, self.len)
+        k_max = int(max(cn.n_partners for cn in cns))
+        self.fact2 = np.array([2.0 / math.factorial(2 + i) for i in range(k_max + 1)])[n]
+        self.fact3 = np.array([6.0 / math.factorial(3 + i) for i in range(k_max + 1)])[n]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            self.w0 = pe**n * (1.0 - pe) ** (ke - n) * coef
+        self.n, self.pe, self.has_partner = n, pe, n > 0
+
+    def loss(self, rows: np.ndarray, log_g: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Exact loss at (A, S) arrays of (log g, b) for the rows ``rows`` (A,), chunked to bound memory."""
+        out = np.empty(log_g.shape)
+        csum = np.cumsum(log_g.shape[1] * self.len[rows])
+        s = 0
+        while s < rows.size:
+            done = int(csum[s - 1]) if s else 0
+            e = max(s + 1, int(np.searchsorted(csum, done + _MAX_ELEMENTS, side="right")))
+            out[s:e] = self._loss(rows[s:e], log_g[s:e], b[s:e])
+            s = e
+        return out
+
+    def _loss(self, rows: np.ndarray, log_g: np.ndarray, b: np.ndarray) -> np.ndarray:
+        n_s = log_g.shape[1]
+        g, b = np.exp(log_g).ravel(), b.ravel()
+        trial_len = np.repeat(self.len[rows], n_s)
+        seg = np.cumsum(trial_len) - trial_len
+        el_trial = np.repeat(np.arange(g.size), trial_len)
+        el = np.repeat(np.repeat(self.start[rows], n_s) - seg, trial_len) + np.arange(el_trial.size)
+        ge, be, n, pe = g[el_trial], b[el_trial], self.n[el], self.pe[el]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            weight = self.w0[el] / ge**n
+        off = self.offset[el]
+        lo = np.maximum(be + ge * off, 0.0)
+        hi = np.maximum(be + ge + ge * off, 0.0)
+        f2 = self.fact2[el]
+        m_b2 = f2 * lo ** (2 + n)
+        m_hi2 = f2 * hi ** (2 + n)
+        m_diff3 = self.fact3[el] * (hi ** (3 + n) - lo ** (3 + n))
+        b_part = (1.0 / (3.0 * ge) + 1.0 / (3.0 * ge**2)) * m_diff3 - m_hi2 / ge
+        b_part = np.where(self.has_partner[el], b_part, 0.0)  # the S = {} term is added below in stable form
+        total = np.add.reduceat(weight * ((1.0 - pe) * m_b2 + pe * b_part), seg)
+        p = np.repeat(self.p[rows], n_s)
+        with np.errstate(divide="ignore"):
+            log_p0 = np.repeat(self.k[rows], n_s) * np.log1p(-p)
+        loss = total - p / 3.0 * np.expm1(log_p0) + np.exp(log_p0) * p * _alone_error(g, b)
+        return loss.reshape(log_g.shape)
+
+
+def _optimize_batch(cns: list[_Corners], p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grid + pattern search of every construction at every p at once; arrays (len(cns), p.size)."""
+    bt = _Batch(cns, p)
+    n_rows = bt.p.size
+    lg, bb = np.meshgrid(_LOG_G_GRID, _B_GRID, indexing="ij")
+    lg, bb = lg.ravel(), bb.ravel()
+    all_rows = np.arange(n_rows)
+    grid = bt.loss(all_rows, np.broadcast_to(lg, (n_rows, lg.size)), np.broadcast_to(bb, (n_rows, bb.size)))
+    best = np.argmin(grid, axis=1)
+    x = np.stack([lg[best], bb[best]], axis=1)
+    f = grid[all_rows, best]
+    step = np.tile([_LOG_G_GRID[1] - _LOG_G_GRID[0], _B_GRID[1] - _B_GRID[0]], (n_rows, 1))
+    for _ in range(400):
+        active = np.max(step, axis=1) > _STEP_TOL
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        trial = x[idx, None, :] + _STENCIL[None] * step[idx, None, :]
+        vals = bt.loss(idx, trial[..., 0], trial[..., 1])
+        j = np.argmin(vals, axis=1)
+        improved = vals[np.arange(idx.size), j] < f[idx]
+        x[idx[improved]] = trial[np.flatnonzero(improved), j[improved]]
+        f[idx[improved]] = vals[np.flatnonzero(improved), j[improved]]
+        step[idx[~improved]] *= 0.5
+    shape = (len(cns), p.size)
+    return f.reshape(shape), np.exp(x[:, 0]).reshape(shape), x[:, 1].reshape(shape)
+
+
+#: (coefficient key, p values) -> (loss, gain, bias) of the optimiser; bounded by _CACHE_SIZE.
+_OPT_CACHE: dict[tuple[tuple[float, ...], tuple[float, ...]], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_CACHE_SIZE = 2048
+
+
+def _clear_optimizer_cache() -> None:
+    """Forget every cached optimum (benchmarks time cold caches)."""
+    _OPT_CACHE.clear()
+
+
+def _optimize_many(coeff_keys: list[tuple[float, ...]], p_key: tuple[float, ...],
+                   ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Optimum of each construction (by coefficient key) at the p values ``p_key``; the missing ones in one batch."""
+    missing = [k for k in dict.fromkeys(coeff_keys) if (k, p_key) not in _OPT_CACHE]
+    if missing:
+        if len(_OPT_CACHE) + len(missing) > _CACHE_SIZE:
+            _OPT_CACHE.clear()
+        loss, gain, bias = _optimize_batch([_corners(k) for k in missing], np.asarray(p_key, dtype=float))
+        for i, k in enumerate(missing):
+            _OPT_CACHE[(k, p_key)] = (loss[i], gain[i], bias[i])
+    return [_OPT_CACHE[(k, p_key)] for k in coeff_keys]
+
+
+def _coefficient_key(construction: Construction) -> tuple[float, ...]:
+    return tuple(np.round(construction.partner_coefficients, 15))
+
+
+def _untied_keys(t: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    return (round(-t, 15),), (round(-1.0 / t, 15),)
+
+
+def _prefetch_optima(constructions: list[Construction], p: np.ndarray | float, *, untied: bool = True) -> None:
+    """Optimise the constructions (and the untied pairs' single-partner problems) at ``p`` in one batch.
+
+    Later calls of :func:`optimal_structure_loss` / :func:`optimal_untied_pairs` at the same ``p``
+    values then read the cache. Purely a speed-up: results are those of the individual calls.
+    """
+    p_key = tuple(np.atleast_1d(check_probability(p)).ravel().tolist())
+    keys = [_coefficient_key(c) for c in constructions]
+    if untied:
+        keys += [k for t in UNTIED_PAIR_ASYMMETRIES for k in _untied_keys(t)]
+    _optimize_many(keys, p_key)
+
+
+def optimal_structure_loss(construction: Construction, p: np.ndarray | float) -> OptimizedStructure:
+    """Minimise :func:`structure_loss` over gain ``g > 0`` and bias ``b`` at each ``p``.
+
+    A grid over ``g in [0.4, 3.2]``, ``b in [-1.8, 0.6]`` picks the basin, then a 3x3 pattern search
+    in ``(log g, b)`` (step halved whenever no neighbour improves, down to 1e-8) refines it,
+    vectorised over ``p``. Results are cached per ``(construction, p values)``.
+    """
+    p_arr = check_probability(p)
+    (loss, gain, bias), = _optimize_many([_coefficient_key(construction)], tuple(p_arr.ravel().tolist()))
+    shape = p_arr.shape
+    return OptimizedStructure(construction, p_arr, loss.reshape(shape), gain.reshape(shape), bias.reshape(shape))
+
+
+# --------------------------------------------------------------------------------------------------
+# explicit weights and their Monte Carlo twin
+
+
+def construction_weights(construction: Construction, n_groups: int, gain: float = 1.0,
+                         bias: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full-model weights of ``n_groups`` copies of a construction in orthogonal subspaces.
+
+    Returns ``W_in`` (m x n), ``W_out`` (n x m), ``b`` (n,) with ``n = n_groups k``,
+    ``m = n_groups dim``, ``W_out = gain W_in^T`` and ``b = bias``.
+    """
+    n_groups = check_int(n_groups, "n_groups", low=1)
+    return mixture_weights([(construction, n_groups, gain, bias)])
+
+
+def mixture_weights(parts: list[tuple[Construction | str, int, float, float]],
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Block-diagonal weights of a mixture of structures.
+
+    ``parts`` lists ``(construction, n_groups, gain, bias)``; ``construction`` may also be the
+    string ``"dropped"`` (``n_groups`` features with no hidden unit, output ``ReLU(bias)``) or
+    ``"dedicated"`` (``n_groups`` features with one hidden unit each, ``W_ii = gain``).
+    """
+    blocks = []
+    for spec, count, gain, bias in parts:
+        count = check_int(count, "n_groups", low=0)
+        if spec == "dropped":
+            blocks.append((np.zeros((0, count)), np.zeros((count, 0)), np.full(count, float(bias))))
+            continue
+        if spec == "dedicated":
+            eye = np.eye(count)
+            blocks.append((eye, gain * eye, np.full(count, float(bias))))
+            continue
+        if not isinstance(spec, Construction):
+            raise ValueError(f"construction must be a Construction, 'dropped' or 'dedicated', got {spec!r}")
+        v = spec.vertices
+        for _ in range(count):
+            blocks.append((v, gain * v.T, np.full(spec.k, float(bias))))
+    m = sum(bl[0].shape[0] for bl in blocks)
+    n = sum(bl[0].shape[1] for bl in blocks)
+    w_in, w_out, b = np.zeros((m, n)), np.zeros((n, m)), np.zeros(n)
+    row = col = 0
+    for wi, wo, bi in blocks:
+        dm, dn = wi.shape
+        w_in[row:row + dm, col:col + dn] = wi
+        w_out[col:col + dn, row:row + dm] = wo
+        b[col:col + dn] = bi
+        row += dm
+        col += dn
+    return w_in, w_out, b
+
+
+def model_loss_monte_carlo(w_in: np.ndarray, w_out: np.ndarray, b: np.ndarray, p: float, *,
+                           n_samples: int, seed: int, batch: int = 4096) -> tuple[float, float]:
+    """Monte Carlo estimate of ``(1/n) E|ReLU(W_out W_in x + b) - x|^2`` and its standard error.
+
+    ``x_i = B_i U_i`` as in docs/theory.md §1; the standard error is that of the mean over independent
+    samples of the per-sample loss.
+    """
+    p = float(check_probability(p))
+    n_samples = check_int(n_samples, "n_samples", low=2)
+    rng = np.random.default_rng(check_seed(seed))
+    n = w_in.shape[1]
+    total = total_sq = 0.0
+    done = 0
+    while done < n_samples:
+        size = min(batch, n_samples - done)
+        x = (rng.random((size, n)) < p) * rng.random((size, n))
+        y = np.maximum((x @ w_in.T) @ w_out.T + b, 0.0)
+        per_sample = np.mean((y - x) ** 2, axis=1)
+        total += per_sample.sum()
+        total_sq += (per_sample**2).sum()
+        done += size
+    mean = total / n_samples
+    var = max(total_sq / n_samples - mean**2, 0.0) * n_samples / (n_samples - 1)
+    return mean, math.sqrt(var / n_samples)
+
+
+# --------------------------------------------------------------------------------------------------
+# a rug of antipodal pairs
+
+
+_GL12_X, _GL12_W = np.polynomial.legendre.leggauss(12)
+_GL12_X, _GL12_W = (_GL12_X + 1.0) / 2.0, _GL12_W / 2.0
+
+
+def _check_paired_ratio(r: np.ndarray | float) -> np.ndarray:
+    r = np.asarray(r, dtype=float) if not isinstance(r, np.ndarray) else r
+    from rugtheory.theory.checks import check_ratio
+
+    r = check_ratio(r)
+    bad = r > 0.5
+    if bad.any():
+        raise ValueError(f"r must be in (0, 0.5] for a rug of antipodal pairs, got {float(r[bad].flat[0])!r}")
+    return r
+
+
+def paired_rug_loss(p: np.ndarray | float, r: np.ndarray | float, gain: np.ndarray | float,
+                    bias: np.ndarray | float) -> np.ndarray:
+    r"""Large-n loss of a *rug of antipodal pairs* at gain ``a`` and bias ``b`` (``0 < r <= 1/2``).
+
+    Features come in antipodal pairs ``(i, i')`` sharing one direction ``f_i`` with opposite signs;
+    the ``n/2`` directions form a Persian rug (docs/theory.md §8) in ``m`` dims, i.e. at ratio ``2r``. The
+    pre-activation of feature ``i`` is ``a(x_i - x_{i'}) + b + \nu_i`` where ``\nu_i`` sums the other
+    pairs' signals ``x_j - x_{j'}`` (mean 0, variance ``2v``) through the rug, so in the large-n limit
+    ``\nu_i ~ N(0, \sigma^2)`` with
+
+    .. math:: \sigma^2 = a^2 \cdot 2v\,(1/(2r) - 1) = a^2 v\,(1/r - 2)
+
+    (against :math:`a^2 v(1/r - 1)` for the plain rug: the pairs halve the directions to pack). With
+    L the symmetric loss of docs/theory.md §3,
+
+    .. math:: L_\mathrm{pr} = (1-p)\,L(a, b, \sigma; p) + p\int_0^1 L(a, b - a u, \sigma; p)\,du,
+
+    the integral by 12-point Gauss-Legendre on each piece of [0, 1] split where the shifted threshold
+    crosses the data edges (``u = -θ`` and ``u = 1 - θ``, ``θ = -b/a``): relative error below 1e-6
+    against 200 nodes over p in [1e-4, 0.3] (tests). At ``r = 1/2`` this is the exact pair loss.
+    """
+    p = check_probability(p)
+    r = _check_paired_ratio(r)
+    a = check_finite(gain, "gain")
+    if np.any(a <= 0):
+        raise ValueError(f"gain must be in (0, inf), got {float(np.min(a))!r}")
+    b = check_finite(bias, "bias")
+    return _paired_rug_unchecked(p, r, a, b)
+
+
+def _paired_rug_unchecked(p: np.ndarray, r: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`paired_rug_loss` for validated arrays, with ONE call of ``symmetric_loss``.
+
+    The plain term and the 3 x 12 Gauss-Legendre nodes of the pieces are stacked on a last axis of
+    37, so the per-call overhead of ``symmetric_loss`` is paid once (it dominated for small arrays).
+    """
+    a, b, p, r = np.broadcast_arrays(a, b, p, r)
+    if a.size <= _PAIRED_CHUNK:
+        return _paired_rug_chunk(p, r, a, b)
+    flat = [np.ravel(x) for x in (p, r, a, b)]
+    out = np.concatenate([_paired_rug_chunk(*(x[s:s + _PAIRED_CHUNK] for x in flat))
+                          for s in range(0, a.size, _PAIRED_CHUNK)])
+    return out.reshape(a.shape)
+
+
+#: Points per symmetric_loss call (x 37 nodes): large enough to amortise the call overhead, small
+#: enough that the temporaries stay in cache (one call on the whole 40 x 34 x 25 grid was 1.5x slower).
+_PAIRED_CHUNK = 1024
+
+
+def _paired_rug_chunk(p: np.ndarray, r: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from rugtheory.theory.symmetric import symmetric_loss
+
+    v = p / 3.0 - p * p / 4.0
+    sig = a * np.sqrt(v * np.maximum(1.0 / r - 2.0, 0.0))
+    th = -b / a
+    e1 = np.clip(-th, 0.0, 1.0)
+    e2 = np.maximum(e1, np.clip(1.0 - th, 0.0, 1.0))
+    lo = np.stack([np.zeros_like(th), e1, e2], axis=-1)  # (..., 3) pieces of [0, 1]
+    width = np.stack([e1, e2, np.ones_like(th)], axis=-1) - lo
+    u = (lo[..., None] + width[..., None] * _GL12_X).reshape(th.shape + (36,))
+    ae = a[..., None]
+    shifted = np.concatenate([b[..., None], b[..., None] - ae * u], axis=-1)
+    vals = symmetric_loss(ae, shifted, sig[..., None], p[..., None])
+    piece = np.sum(_GL12_W * vals[..., 1:].reshape(th.shape + (3, 12)), axis=-1)
+    on = width[..., 0] * piece[..., 0] + width[..., 1] * piece[..., 1] + width[..., 2] * piece[..., 2]
+    return (1.0 - p) * vals[..., 0] + p * on
+
+
+@dataclass(frozen=True)
+class PairedRug:
+    """Optimum of :func:`paired_rug_loss` over gain and bias; arrays broadcast over (p, r)."""
+
+    p: np.ndarray
+    r: np.ndarray
+    loss: np.ndarray
+    gain: np.ndarray
+    bias: np.ndarray
+
+
+#: Brent's minimiser (parabolic steps, golden-section fallback) stops when the bracket around the best
+#: θ is below 2 (1.5e-8 |θ| + _THETA_ATOL): θ to ~1e-8 (the limit set by float64 rounding of a
+#: loss that is stationary in θ), the loss to ~1e-15. Typically 8-15 evaluations instead of the 34
+#: of plain golden section to the same tolerance.
+_THETA_ATOL = 1e-9
+_BRENT_MAX_STEPS = 60
+
+
+def _brent_minimize(func, lo: np.ndarray, hi: np.ndarray, xatol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Brent's bounded minimisation (as ``scipy.optimize.fminbound``), vectorised over rows.
+
+    ``func(x, rows)`` evaluates the objective at ``x`` for the rows ``rows``; each step evaluates only
+    the rows that have not converged. Returns the best point found inside ``(lo, hi)`` and its value.
+    """
+    c_gold = 0.5 * (3.0 - np.sqrt(5.0))
+    sqrt_eps = np.sqrt(2.2e-16)
+    a, b = lo.astype(float).copy(), hi.astype(float).copy()
+    xf = a + c_gold * (b - a)
+    nfc, fulc = xf.copy(), xf.copy()
+    rat, e = np.zeros_like(a), np.zeros_like(a)
+    fx = func(xf, np.arange(a.size))
+    fnfc, ffulc = fx.copy(), fx.copy()
+    for _ in range(_BRENT_MAX_STEPS):
+        xm = 0.5 * (a + b)
+        tol1 = sqrt_eps * np.abs(xf) + xatol / 3.0
+        tol2 = 2.0 * tol1
+        act = np.flatnonzero(np.abs(xf - xm) > tol2 - 0.5 * (b - a))
+        if act.size == 0:
+            break
+        A, B, X, FX, N, FN, U, FU = a[act], b[act], xf[act], fx[act], nfc[act], fnfc[act], fulc[act], ffulc[act]
+        E, RAT, XM, T1, T2 = e[act], rat[act], xm[act], tol1[act], tol2[act]
+        # parabolic fit through (X, FX), (N, FN), (U, FU)
+        r_ = (X - N) * (FX - FU)
+        q_ = (X - U) * (FX - FN)
+        p_ = (X - U) * q_ - (X - N) * r_
+        q_ = 2.0 * (q_ - r_)
+        p_ = np.where(q_ > 0, -p_, p_)
+        q_ = np.abs(q_)
+        try_para = np.abs(E) > T1
+        e_old = E
+        E = np.where(try_para, RAT, E)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            para_ok = try_para & (np.abs(p_) < np.abs(0.5 * q_ * e_old)) & (p_ > q_ * (A - X)) & (p_ < q_ * (B - X))
+            step_para = np.where(para_ok, p_ / np.where(para_ok, q_, 1.0), 0.0)
+        x_para = X + step_para
+        near_edge = ((x_para - A) < T2) | ((B - x_para) < T2)
+        si_m = np.sign(XM - X) + ((XM - X) == 0)
+        step_para = np.where(near_edge, T1 * si_m, step_para)
+        e_gold = np.where(X >= XM, A - X, B - X)
+        golden = ~para_ok
+        E = np.where(golden, e_gold, E)
+        RAT = np.where(golden, c_gold * e_gold, step_para)
+        si = np.sign(RAT) + (RAT == 0)
+        x = X + si * np.maximum(np.abs(RAT), T1)
+        fu = func(x, act)
+        better = fu <= FX
+        # better: the new point becomes the best, the bracket closes on the old best's side
+        A_new = np.where(better, np.where(x >= X, X, A), np.where(x < X, x, A))
+        B_new = np.where(better, np.where(x >= X, B, X), np.where(x < X, B, x))
+        second = ~better & ((fu <= FN) | (N == X))
+        third = ~better & ~second & ((fu <= FU) | (U == X) | (U == N))
+        U_new = np.where(better | second, N, np.where(third, x, U))
+        FU_new = np.where(better | second, FN, np.where(third, fu, FU))
+        N_new = np.where(better, X, np.where(second, x, N))
+        FN_new = np.where(better, FX, np.where(second, fu, FN))
+        a[act], b[act] = A_new, B_new
+        fulc[act], ffulc[act], nfc[act], fnfc[act] = U_new, FU_new, N_new, FN_new
+        xf[act], fx[act] = np.where(better, x, X), np.where(better, fu, FX)
+        e[act], rat[act] = E, RAT
+    return xf, fx
+
+
+def _losses_at_gains_1_2(theta: np.ndarray, p: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Paired-rug loss at ``(a, b) = (1, -θ)`` and ``(2, -2θ)`` in one stacked evaluation."""
+    theta, p, r = np.broadcast_arrays(theta, p, r)
+    gains = np.array([1.0, 2.0]).reshape((2,) + (1,) * theta.ndim)
+    both = _paired_rug_unchecked(p[None], r[None], gains, -gains * theta[None])
+    return both[0], both[1]
+
+
+def _profile(theta: np.ndarray, p: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """-N^2/D at threshold θ, from the loss at a = 1 and a = 2 (the loss is a^2 D - 2aN + p/3)."""
+    l1, l2 = _losses_at_gains_1_2(theta, p, r)
+    d = (l2 - 2.0 * l1 + p / 3.0) / 2.0
+    n = (d + p / 3.0 - l1) / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((d > 0) & (n > 0), -(n * n) / d, 0.0)
+
+
+def optimal_paired_rug_loss(p: np.ndarray | float, r: np.ndarray | float) -> PairedRug:
+    """Best gain and bias of the rug of antipodal pairs (see :func:`paired_rug_loss`).
+
+    As for L* (docs/theory.md §4) the output is ``a ReLU(w - θ)`` with σ proportional to ``a``, so the loss is
+    quadratic in ``a`` at fixed θ: ``a* = N/D``. θ is searched on a grid (data range and multiples of
+    the noise scale), refined by Brent's method (parabolic steps, golden-section fallback; θ to
+    ~1e-8) inside the best grid bracket, and the loss
+    is then evaluated directly at ``(a*, -a*θ*)`` (no cancellation in ``p/3 - N^2/D``).
+    """
+    p = check_probability(p)
+    r = _check_paired_ratio(r)
+    p, r = np.broadcast_arrays(p, r)
+    shape = p.shape
+    pf, rf = p.ravel(), r.ravel()
+    s = np.sqrt((pf / 3.0 - pf * pf / 4.0) * np.maximum(1.0 / rf - 2.0, 0.0))
+    grid = np.concatenate([np.broadcast_to(np.linspace(-1.0, 1.2, 12), (pf.size, 12)),
+                           s[:, None] * np.linspace(0.25, 7.0, 13)[None, :]], axis=1)
+    grid = np.sort(grid, axis=1)
+    vals = _profile(grid, pf[:, None], rf[:, None])
+    k = np.argmin(vals, axis=1)
+    rows = np.arange(pf.size)
+    lo = grid[rows, np.maximum(k - 1, 0)]
+    hi = grid[rows, np.minimum(k + 1, grid.shape[1] - 1)]
+    # The best grid point is a grid end (θ = -1: the affine regime at dense data) and the profile
+    # rises just inside it: the optimum is that end (Brent would creep towards it by golden steps).
+    last = grid.shape[1] - 1
+    at_end = (k == 0) | (k == last)
+    edge = np.where(k == 0, grid[:, 0], grid[:, last])
+    inward = np.where(k == 0, 1.0, -1.0) * 1e-8 * np.maximum(1.0, np.abs(edge))
+    theta, f_theta = edge.copy(), vals[rows, k]
+    if at_end.any():
+        e = np.flatnonzero(at_end)
+        at_end[e] = _profile(edge[e] + inward[e], pf[e], rf[e]) >= f_theta[e]
+    inner = np.flatnonzero(~at_end)
+    if inner.size:
+        theta[inner], f_theta[inner] = _brent_minimize(lambda x, i: _profile(x, pf[inner[i]], rf[inner[i]]),
+                                                       lo[inner], hi[inner], _THETA_ATOL)
+    # Brent only approaches the bracket's ends to ~1e-8; where the best θ is a grid end (e.g. θ = -1,
+    # the affine regime at dense data) take that end itself, already evaluated on the grid.
+    f_lo = vals[rows, np.maximum(k - 1, 0)]
+    f_hi = vals[rows, np.minimum(k + 1, grid.shape[1] - 1)]
+    theta = np.where(f_lo < f_theta, lo, theta)
+    f_theta = np.minimum(f_lo, f_theta)
+    theta = np.where(f_hi < f_theta, hi, theta)
+    l1, l2 = _losses_at_gains_1_2(theta, pf, rf)
+    d = (l2 - 2.0 * l1 + pf / 3.0) / 2.0
+    n = (d + pf / 3.0 - l1) / 2.0
+    a = np.where(d > 0, n / np.where(d > 0, d, 1.0), 1.0)
+    a = np.where(a > 0, a, 1.0)
+    b = -a * theta
+    loss = _paired_rug_unchecked(pf, rf, a, b)
+    return PairedRug(p, r, loss.reshape(shape), a.reshape(shape), b.reshape(shape))
+
+
+def paired_rug_weights(n_pairs: int, m: int, gain: float, bias: float, *, seed: int,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Explicit weights of a rug of pairs: a Persian rug on ``n_pairs`` directions (power of two), doubled.
+
+    ``W_in = [H_S, -H_S]`` (m x 2 n_pairs), ``W_out = gain [H_S^T; -H_S^T] / m``, ``b = bias``:
+    ``W = gain [[R, -R], [-R, R]]`` with ``R`` the rug (unit diagonal), so feature ``j`` and
+    ``j + n_pairs`` are antipodal partners.
+    """
+    from rugtheory.constructions.persian_rug import persian_rug
+
+    rug = persian_rug(n_pairs, m, seed=seed)
+    w_in = np.hstack([rug.W_in, -rug.W_in])
+    w_out = gain * np.vstack([rug.W_out, -rug.W_out])
+    return w_in, w_out, np.full(2 * n_pairs, float(bias))
+
+
+# --------------------------------------------------------------------------------------------------
+# untied (asymmetric) antipodal pairs
+
+#: Asymmetries t searched by :func:`optimal_untied_pairs` (t = 1 is the tied pair; the small-p
+#: optimum is t = 1/3, and the loss is flat to ~1e-3 within +-0.05 of it).
+UNTIED_PAIR_ASYMMETRIES = (1.0, 0.8, 0.6, 0.5, 0.45, 0.4, 0.37, 1.0 / 3.0, 0.3, 0.27, 0.25, 0.2, 0.15)
+
+
+def untied_pair_loss(p: np.ndarray | float, t: float, gain: tuple[float, float] = (1.0, 1.0),
+                     bias: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    r"""Exact per-feature loss of an *untied* antipodal pair with asymmetry ``t`` (r = 1/2).
+
+    One hidden unit, ``W_in = [1, -t]``, ``W_out = [g_1, -g_2/t]^T``:
+
+    .. math:: W = \begin{pmatrix} g_1 & -g_1 t \\ -g_2/t & g_2 \end{pmatrix}\quad(\text{rank } 1),
+
+    so feature 1 hears its partner at ``-t`` and feature 2 at ``-1/t``. Tied weights force
+    ``t = 1``. At ``g = 1, b = 0`` the only error is when both are on:
+    :math:`E\min(U, tV)^2 = t^2/3 - t^3/6` and :math:`E\min(V, U/t)^2 = 1/3 - t/6`, so the loss is
+    :math:`p^2 (1/3 + t^2/3 - t^3/6 - t/6)/2`, minimised at ``t = 1/3``: ``25 p^2/162`` against
+    ``p^2/6`` for the tied pair (7.4% lower). Returns the mean over the two features.
+    """
+    t = float(check_finite(t, "t"))
+    if not 0 < t <= 1:
+        raise ValueError(f"t must be in (0, 1], got {t!r}")
+    p = check_probability(p)
+    g1, g2 = check_finite(gain[0], "gain"), check_finite(gain[1], "gain")
+    if min(float(np.min(g1)), float(np.min(g2))) <= 0:
+        raise ValueError(f"gain must be in (0, inf), got {gain!r}")
+    b1, b2 = check_finite(bias[0], "bias"), check_finite(bias[1], "bias")
+    one = _loss_from_corners(_corners((round(-t, 15),)), g1, b1, p)
+    two = _loss_from_corners(_corners((round(-1.0 / t, 15),)), g2, b2, p)
+    return (one + two) / 2.0
+
+
+@dataclass(frozen=True)
+class UntiedPairs:
+    """Best untied pair at each p: asymmetry ``t`` and each feature's gain and bias (arrays over p)."""
+
+    p: np.ndarray
+    loss: np.ndarray
+    t: np.ndarray
+    gain1: np.ndarray
+    bias1: np.ndarray
+    gain2: np.ndarray
+    bias2: np.ndarray
+
+
+def optimal_untied_pairs(p: np.ndarray | float) -> UntiedPairs:
+    """Minimise :func:`untied_pair_loss` over ``t`` in :data:`UNTIED_PAIR_ASYMMETRIES` and each feature's g, b.
+
+    Given ``t`` the two features decouple (each has its own gain and bias), so each is the
+    single-partner optimum of :func:`optimal_structure_loss` with coefficient ``-t`` or ``-1/t``.
+    """
+    p_arr = check_probability(p)
+    key = tuple(np.atleast_1d(p_arr).ravel().tolist())
+    optima = _optimize_many([k for t in UNTIED_PAIR_ASYMMETRIES for k in _untied_keys(t)], key)
+    best = None
+    for i, t in enumerate(UNTIED_PAIR_ASYMMETRIES):
+        (l1, g1, b1), (l2, g2, b2) = optima[2 * i], optima[2 * i + 1]
+        cand = ((l1 + l2) / 2.0, np.full(len(key), t), g1, b1, g2, b2)
+        if best is None:
+            best = cand
+        else:
+            better = cand[0] < best[0]
+            best = tuple(np.where(better, c, b) for c, b in zip(cand, best))
+    shape = p_arr.shape
+    return UntiedPairs(p_arr, *(x.reshape(shape) for x in best))
+
+
+def untied_pair_weights(n_pairs: int, t: float, gain: tuple[float, float], bias: tuple[float, float],
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Explicit weights of ``n_pairs`` untied pairs (features ``2k, 2k+1`` share hidden unit ``k``)."""
+    n_pairs = check_int(n_pairs, "n_pairs", low=1)
+    w_in = np.zeros((n_pairs, 2 * n_pairs))
+    w_out = np.zeros((2 * n_pairs, n_pairs))
+    k = np.arange(n_pairs)
+    w_in[k, 2 * k], w_in[k, 2 * k + 1] = 1.0, -t
+    w_out[2 * k, k], w_out[2 * k + 1, k] = gain[0], -gain[1] / t
+    b = np.tile([bias[0], bias[1]], n_pairs).astype(float)
+    return w_in, w_out, b

@@ -1,0 +1,311 @@
+r"""The optimal symmetric loss :math:`L^*(p, r)` of docs/theory.md §4 and its baselines.
+
+With the rank bound at equality, :math:`\sigma = a s`, :math:`s^2 = v(1/r - 1)`, and writing
+:math:`y = a\,\mathrm{ReLU}(x - \theta + sZ)` (so :math:`b = -a\theta`), the optimum over the gain is
+:math:`a^* = N/D` with :math:`N(\theta) = E[xR_\theta]`, :math:`D(\theta) = E[R_\theta^2]`,
+:math:`R_\theta = \mathrm{ReLU}(x + sZ - \theta)`, and
+
+.. math:: L^*(p, r) = \frac p3 - \max_\theta \frac{N(\theta)^2}{D(\theta)} .
+
+That difference cancels catastrophically when :math:`L^* \ll p/3`, so it is used only to locate
+:math:`\theta^*`; the reported loss is :func:`rugtheory.theory.symmetric.symmetric_loss` evaluated at
+:math:`(a^*, -a^*\theta^*, a^* s)`, which has no cancellation. Since the loss is stationary in both
+a and θ there, an error δ in θ* changes it only by O(δ²).
+
+Search for θ* (the maximiser ranges from far below zero at dense p and small r to about
+:math:`s\sqrt{2\ln(1/p)} \le 7.5 s` at high sparsity): a candidate grid in units of s (θ/s from -12
+to 16 in steps of 1/2; below -12 s the ReLU clips with probability < 1e-32 and the best θ there is the
+affine one), the data range [0, 1] in steps of 0.05, and the affine optimum
+:math:`\theta_{\rm aff} = -p(1-r)/(2r)` with neighbours at ±s/2, ±s, ... . Ratios are used only where
+both moments exceed 1e-280 (no underflow noise). The two best local maxima are refined by
+false position (Illinois) on the sign of :math:`d(N^2/D)/d\theta \propto 2N'D - ND'` inside the
+grid bracket, so the result is never a bracket edge, and the better is kept. Where
+:math:`L^* < 10^{-6} p/3` the ratio cannot rank candidates (they agree to the last digits), so
+those points are ranked by the stable loss instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from rugtheory.theory.checks import check_probability, check_ratio
+from rugtheory.theory.normal import norm_cdf, relu_gaussian_moments
+from rugtheory.theory.symmetric import (
+    _GL_W,
+    _GL_X,
+    interference_scale,
+    relu_gaussian_mean,
+    relu_gaussian_second_moment,
+    symmetric_loss,
+)
+
+__all__ = [
+    "SymmetricOptimum",
+    "optimal_symmetric_loss",
+    "zero_loss",
+    "linear_loss",
+    "linear_loss_no_bias",
+    "affine_threshold",
+]
+
+#: Interference scale above which the x-integrals of N, D are done by Gauss–Legendre (the integrand
+#: is then smooth on the data range and the closed-form differences over t1 - t0 = 1/s would cancel).
+S_GL_SWITCH = 30.0
+#: A moment below this is treated as underflow: the ratio N^2/D is not trusted there.
+MOMENT_FLOOR = 1e-280
+#: Rows whose best p/3 - N^2/D is below this fraction of p/3 are ranked by the stable loss.
+FRAGILE_DEFICIT = 1e-6
+#: Local maxima refined per point (the best two by grid score), and false-position steps each.
+N_CANDIDATES = 2
+_ILLINOIS_STEPS = 30
+
+
+def zero_loss(p: np.ndarray | float) -> np.ndarray:
+    """Loss of the zero output, :math:`E x^2 = p/3` (docs/theory.md §5)."""
+    return check_probability(p) / 3.0
+
+
+def linear_loss(p: np.ndarray | float, r: np.ndarray | float) -> np.ndarray:
+    r"""Best rank-m affine map (PCA with bias), :math:`(1-r)\,v` per feature (docs/theory.md §5).
+
+    The covariance of x is :math:`vI`, so any m principal directions keep :math:`mv` of the total
+    :math:`nv`. On the symmetric channel the Wiener filter gives the same value.
+    """
+    p = check_probability(p)
+    r = check_ratio(r)
+    return (1.0 - r) * p * (1.0 / 3.0 - p / 4.0)
+
+
+def linear_loss_no_bias(p: np.ndarray | float, r: np.ndarray | float) -> np.ndarray:
+    r"""Best rank-m linear map without bias, also :math:`(1-r)\,v` for m >= 1 (docs/theory.md §5).
+
+    The second-moment matrix :math:`vI + (p/2)^2 \mathbf 1\mathbf 1^T` has top eigenvalue
+    :math:`v + n p^2/4` on the all-ones direction and v on the rest; keeping the top m discards
+    :math:`(n-m)v`. (The reference code's :math:`(1-r)p/3` is slightly too high.)
+    """
+    return linear_loss(p, r)
+
+
+def affine_threshold(p: np.ndarray | float, r: np.ndarray | float) -> np.ndarray:
+    r"""θ of the affine (Wiener) optimum written as :math:`a(x + sZ - \theta)`: :math:`-p(1-r)/(2r)`."""
+    p = check_probability(p)
+    r = check_ratio(r)
+    return -0.5 * p * (1.0 - r) / r
+
+
+@dataclass(frozen=True)
+class SymmetricOptimum:
+    """Optimum of the symmetric model at rank-bound equality (docs/theory.md §4); arrays broadcast over (p, r).
+
+    Attributes
+    ----------
+    loss : L*(p, r) per feature.
+    a, b, sigma : optimal gain a*, effective bias b* = -a* θ*, interference σ* = a* s.
+    theta : optimal threshold θ* (in data units).
+    s : interference scale at unit gain, sqrt(v (1/r - 1)).
+    zero_loss, linear_loss, linear_loss_no_bias : baselines p/3, (1 - r) v, (1 - r) v.
+    """
+
+    p: np.ndarray
+    r: np.ndarray
+    loss: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    sigma: np.ndarray
+    theta: np.ndarray
+    s: np.ndarray
+    zero_loss: np.ndarray
+    linear_loss: np.ndarray
+    linear_loss_no_bias: np.ndarray
+
+    def records(self) -> list[dict[str, float]]:
+        """One plain dict per (p, r) point, in C order."""
+        flat = {k: np.ravel(v) for k, v in asdict(self).items()}
+        n = flat["loss"].size
+        return [{k: float(v[i]) for k, v in flat.items()} for i in range(n)]
+
+
+def _moments_closed(theta: np.ndarray, s: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, ...]:
+    t0 = -theta / s
+    t1 = (1.0 - theta) / s
+    m0a, m1a, m2a, m3a = relu_gaussian_moments(t0, 3)
+    m0b, m1b, m2b, m3b = relu_gaussian_moments(t1, 3)
+    s2, s3 = s * s, s**3
+    int_g2 = s3 * (m3b - m3a) / 3.0
+    int_xg1 = s3 * ((m3b - m3a) / 3.0 - (m1b - m1a)) + theta * s2 * (m2b - m2a) / 2.0
+    int_xphi = s * (theta * (m1b - m1a) + s * ((m2b - m2a) / 2.0 - (m0b - m0a)))
+    int_g1 = s2 * (m2b - m2a) / 2.0
+    off_g2 = s2 * m2a
+    off_g1 = s * m1a
+    return _assemble(p, int_g2, int_xg1, int_xphi, int_g1, off_g2, off_g1)
+
+
+def _moments_gl(theta: np.ndarray, s: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, ...]:
+    x = _GL_X
+    mu = x - theta[..., None]
+    ss = np.broadcast_to(s[..., None], mu.shape)
+    g1 = relu_gaussian_mean(mu, ss)
+    g2 = relu_gaussian_second_moment(mu, ss)
+    cdf = norm_cdf(mu / ss)
+    int_g2 = g2 @ _GL_W
+    int_xg1 = (x * g1) @ _GL_W
+    int_xphi = (x * cdf) @ _GL_W
+    int_g1 = g1 @ _GL_W
+    off_g2 = relu_gaussian_second_moment(-theta, s)
+    off_g1 = relu_gaussian_mean(-theta, s)
+    return _assemble(p, int_g2, int_xg1, int_xphi, int_g1, off_g2, off_g1)
+
+
+def _assemble(p, int_g2, int_xg1, int_xphi, int_g1, off_g2, off_g1):
+    n = p * int_xg1
+    d = (1.0 - p) * off_g2 + p * int_g2
+    dn = -p * int_xphi
+    dd = -2.0 * ((1.0 - p) * off_g1 + p * int_g1)
+    return n, d, dn, dd
+
+
+def _moments(theta: np.ndarray, s: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, ...]:
+    """N, D, dN/dθ, dD/dθ elementwise (θ, s > 0, p broadcast to a common shape)."""
+    theta, s, p = (np.array(v, dtype=np.float64) for v in np.broadcast_arrays(theta, s, p))
+    out = [np.empty(theta.shape) for _ in range(4)]
+    gl = s > S_GL_SWITCH
+    for mask, fn in ((gl, _moments_gl), (~gl, _moments_closed)):
+        if mask.any():
+            for o, val in zip(out, fn(theta[mask], s[mask], p[mask])):
+                o[mask] = val
+    return tuple(out)
+
+
+def _ratio_and_slope(theta, s, p):
+    n, d, dn, dd = _moments(theta, s, p)
+    ok = (n > MOMENT_FLOOR) & (d > MOMENT_FLOOR)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rho = np.where(ok, n * n / np.where(ok, d, 1.0), -np.inf)
+    slope = 2.0 * dn * d - n * dd
+    return rho, slope, ok
+
+
+def _candidate_grid(p: np.ndarray, r: np.ndarray, s: np.ndarray) -> np.ndarray:
+    k = np.linspace(-12.0, 16.0, 57)
+    t_aff = -0.5 * p * (1.0 - r) / r
+    parts = [
+        s[:, None] * k[None, :],
+        np.broadcast_to(np.linspace(0.0, 1.0, 21)[None, :], (s.size, 21)),
+        t_aff[:, None] + s[:, None] * np.linspace(-2.0, 2.0, 9)[None, :],
+    ]
+    return np.sort(np.concatenate(parts, axis=1), axis=1)
+
+
+def _stable_loss(theta: np.ndarray, s: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Loss at threshold θ with the gain optimised, a = N/D, evaluated without cancellation."""
+    n, d, _, _ = _moments(theta, s, p)
+    a = n / d
+    return symmetric_loss(a, -a * theta, a * s, p)
+
+
+def _search(p: np.ndarray, r: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """θ* for 1-d arrays with s > 0."""
+    grid = _candidate_grid(p, r, s)
+    P = np.broadcast_to(p[:, None], grid.shape)
+    S = np.broadcast_to(s[:, None], grid.shape)
+    rho, slope, ok = _ratio_and_slope(grid, S, P)
+    # Where L* is far below p/3, rho = p/3 - L agrees between candidates to the last digits and
+    # cannot rank them: rank those rows by the stable loss instead (score = -loss).
+    score = rho.copy()
+    fragile = (p / 3.0 - rho.max(axis=1)) < FRAGILE_DEFICIT * (p / 3.0)
+    if fragile.any():
+        score[fragile] = np.where(ok[fragile], -_stable_loss(grid[fragile], S[fragile], P[fragile]), -np.inf)
+    # Local maxima of the score: slope changes from + to - between consecutive grid points.
+    up = (slope[:, :-1] > 0) & (slope[:, 1:] <= 0) & ok[:, :-1] & ok[:, 1:]
+    bracket_score = np.where(up, np.maximum(score[:, :-1], score[:, 1:]), -np.inf)
+    rows = np.arange(grid.shape[0])
+    best_theta = grid[rows, np.argmax(score, axis=1)]
+    best_score = score.max(axis=1)
+    order = np.argsort(-bracket_score, axis=1)[:, :N_CANDIDATES]
+    # Refine all candidate brackets at once (Illinois false position on the slope's sign change).
+    j = order.T.ravel()
+    rr = np.tile(rows, N_CANDIDATES)
+    valid = np.isfinite(bracket_score[rr, j])
+    lo, hi = grid[rr, j], grid[rr, j + 1]
+    flo, fhi = slope[rr, j], slope[rr, j + 1]
+    pp, ss = p[rr], s[rr]
+    side = np.zeros(lo.shape, dtype=np.int8)
+    for _ in range(_ILLINOIS_STEPS):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = (lo * fhi - hi * flo) / (fhi - flo)
+        bad = ~np.isfinite(x) | (x <= np.minimum(lo, hi)) | (x >= np.maximum(lo, hi))
+        x = np.where(bad, 0.5 * (lo + hi), x)
+        _, fx, _ = _ratio_and_slope(x, ss, pp)
+        pos = fx > 0
+        # keep the bracket [lo (f > 0), hi (f <= 0)]; halve the stale end's value (Illinois)
+        flo = np.where(pos, fx, np.where(side == -1, 0.5 * flo, flo))
+        fhi = np.where(pos, np.where(side == 1, 0.5 * fhi, fhi), fx)
+        side = np.where(pos, 1, -1).astype(np.int8)
+        lo = np.where(pos, x, lo)
+        hi = np.where(pos, hi, x)
+    theta_c = np.where(np.abs(flo) < np.abs(fhi), lo, hi)
+    rho_c, _, ok_c = _ratio_and_slope(theta_c, ss, pp)
+    score_c = rho_c
+    frag_c = fragile[rr]
+    if frag_c.any():
+        score_c = np.where(frag_c, -np.inf, score_c)
+        score_c[frag_c & ok_c] = -_stable_loss(theta_c[frag_c & ok_c], ss[frag_c & ok_c], pp[frag_c & ok_c])
+    for c in range(N_CANDIDATES):
+        sl = slice(c * rows.size, (c + 1) * rows.size)
+        better = valid[sl] & ok_c[sl] & (score_c[sl] >= best_score)
+        best_theta = np.where(better, theta_c[sl], best_theta)
+        best_score = np.where(better, score_c[sl], best_score)
+    return best_theta
+
+
+def optimal_symmetric_loss(p: np.ndarray | float, r: np.ndarray | float) -> SymmetricOptimum:
+    r"""Optimal symmetric per-feature loss :math:`L^*(p, r)` and its optimiser (docs/theory.md §4).
+
+    .. math::
+        L^*(p,r) = \min_{a,\theta} L(a, -a\theta, a s; p)
+                 = \frac p3 - \max_\theta \frac{E[xR_\theta]^2}{E[R_\theta^2]},\qquad
+        s^2 = \Big(\frac p3 - \frac{p^2}4\Big)\Big(\frac1r - 1\Big).
+
+    Parameters
+    ----------
+    p : array_like
+        Feature probability in (0, 1].
+    r : array_like
+        Compression ratio m/n in (0, 1]; r = 1 gives L* = 0 (identity, a = 1, b = 0).
+
+    Returns
+    -------
+    SymmetricOptimum
+        Arrays broadcast over ``p`` and ``r``.
+
+    Examples
+    --------
+    >>> opt = optimal_symmetric_loss(0.045, 0.25)
+    >>> round(float(opt.loss), 6), round(float(opt.a), 3), round(float(opt.b), 3)
+    (0.004856, 1.289, -0.446)
+    """
+    p = check_probability(p)
+    r = check_ratio(r)
+    p, r = np.broadcast_arrays(p, r)
+    shape = p.shape
+    pf, rf = p.ravel().astype(np.float64), r.ravel().astype(np.float64)
+    v = pf * (1.0 / 3.0 - pf / 4.0)
+    s = interference_scale(pf, rf)
+    theta = np.zeros_like(pf)
+    a = np.ones_like(pf)
+    live = s > 0
+    if live.any():
+        th = _search(pf[live], rf[live], s[live])
+        n, d, _, _ = _moments(th, s[live], pf[live])
+        theta[live] = th
+        a[live] = n / d
+    b = -a * theta
+    sigma = a * s
+    loss = np.where(live, symmetric_loss(a, b, sigma, pf), 0.0)
+    fields = dict(
+        p=pf, r=rf, loss=loss, a=a, b=b, sigma=sigma, theta=theta, s=s,
+        zero_loss=pf / 3.0, linear_loss=(1.0 - rf) * v, linear_loss_no_bias=(1.0 - rf) * v,
+    )
+    return SymmetricOptimum(**{k: val.reshape(shape) for k, val in fields.items()})
