@@ -1,0 +1,92 @@
+"""The architecture's arrows point one way (docs/theory.md, CONTRIBUTING.md "Map of the house").
+
+Layers, lowest first: ``rugtheory.theory`` ← ``rugtheory.constructions`` ← ``rugtheory.twins`` and
+``rugtheory.derivations`` ← ``rugtheory.validation`` (the torch harness) ← ``rugtheory.app`` (CLI and
+report). A module may import its own layer or a lower one, never a higher one. Every import is
+read from the source (module level and inside functions alike), so a lazy import cannot hide an
+arrow that points up. Theory and constructions never import torch.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Import-name prefix -> (rank, folder).
+LAYERS: dict[str, tuple[int, Path]] = {
+    "rugtheory.theory": (0, ROOT / "rugtheory" / "theory"),
+    "rugtheory.constructions": (1, ROOT / "rugtheory" / "constructions"),
+    "rugtheory.twins": (2, ROOT / "rugtheory" / "twins"),
+    "rugtheory.derivations": (2, ROOT / "derivations"),
+    "rugtheory.validation": (3, ROOT / "validation"),
+    "rugtheory.app": (4, ROOT / "rugtheory" / "app"),
+}
+#: Third-party packages a layer must not import (torch is the harness's alone).
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "rugtheory.theory": ("torch", "safetensors", "matplotlib", "sympy"),
+    "rugtheory.constructions": ("torch", "safetensors", "sympy"),
+    "rugtheory.twins": ("torch", "safetensors"),
+}
+
+
+def _layer_of(module: str) -> str | None:
+    for prefix in LAYERS:
+        if module == prefix or module.startswith(prefix + "."):
+            return prefix
+    return None
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+            out += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
+            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                out.append((node.lineno, node.args[0].value))
+    return out
+
+
+def _sources() -> list[tuple[str, Path]]:
+    return [(prefix, path) for prefix, (_, folder) in LAYERS.items() for path in sorted(folder.rglob("*.py"))]
+
+
+@pytest.mark.parametrize(("layer", "path"), _sources(), ids=lambda x: str(x.relative_to(ROOT)) if isinstance(x, Path) else x)
+def test_no_arrow_points_up(layer: str, path: Path) -> None:
+    rank = LAYERS[layer][0]
+    bad = []
+    for line, module in _imports(path):
+        target = _layer_of(module)
+        if target is not None and LAYERS[target][0] > rank:
+            bad.append(f"{path.relative_to(ROOT)}:{line} imports {module} ({target} is above {layer})")
+        if module.split(".")[0] in FORBIDDEN.get(layer, ()):
+            bad.append(f"{path.relative_to(ROOT)}:{line} imports {module} (not allowed in {layer})")
+        if module.split(".")[0] in ("validation", "derivations"):
+            bad.append(f"{path.relative_to(ROOT)}:{line} imports {module}: use rugtheory.{module}")
+    assert not bad, "\n".join(bad)
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    """Only the package's front door (__init__, __main__) sits outside the layer folders."""
+    loose = sorted(p.name for p in (ROOT / "rugtheory").glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py"], loose
+
+
+def test_layers_import_and_theory_stays_light() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, rugtheory, rugtheory.theory.finite_n, rugtheory.constructions.phase_map, "
+            "rugtheory.constructions.structures, rugtheory.twins.oracle; "
+            "bad = [m for m in ('torch', 'sympy', 'matplotlib', 'rugtheory.validation', 'rugtheory.derivations') if m in sys.modules]; "
+            "print(bad); raise SystemExit(1 if bad else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
