@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from rugtheory.theory.finite_n import exact_loss_from_weights, monte_carlo_loss_from_weights
+from rugtheory.theory.finite_n import exact_loss_from_weights
+from rugtheory.twins.montecarlo import model_loss_monte_carlo
 
 __all__ = ["main", "trained_like_model"]
 
@@ -52,7 +53,8 @@ def main() -> None:
     ex, wall_exact = results[1e-11]
     samples = 20_000
     t = time.perf_counter()
-    mean, _, se = monte_carlo_loss_from_weights(W, b, p, samples=samples, seed=0)
+    est = model_loss_monte_carlo(W, None, b, p, n_samples=samples, seed=0)
+    mean, se = est.row_mean, est.se
     wall_mc = time.perf_counter() - t
     rate = samples / wall_mc
     print(f"| Monte Carlo | {samples} samples | {wall_mc:.1f} | {mean.mean():.6e} | SE {se:.1e} |")

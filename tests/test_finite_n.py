@@ -3,7 +3,7 @@
 Routes compared:
 - Bromwich inversion of the exact MGF (rugtheory.theory.finite_n.exact_loss_from_weights)
 - enumeration of active-feature sets with exact repeated integration (enumeration_loss_from_weights)
-- Monte Carlo of the model itself (monte_carlo_loss_from_weights)
+- Monte Carlo of the model itself (rugtheory.twins.montecarlo.model_loss_monte_carlo)
 - the direct product of the MGF factors (no series) for interference_log_mgf
 - closed-form cumulants / finite differences of the foundation's symmetric_loss for the Edgeworth step
 - scipy quadrature for the error profile
@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
+from rugtheory.twins.montecarlo import model_loss_monte_carlo
 from rugtheory import data_moments, predicted_loss_from_weights, symmetric_loss
 from rugtheory.theory.edgeworth import edgeworth_loss_from_weights, gaussian_loss_c_derivative, interference_cumulants
 from rugtheory.theory.finite_n import (
@@ -29,7 +30,6 @@ from rugtheory.theory.finite_n import (
     exact_loss_of_row,
     interference_error_profile,
     interference_log_mgf,
-    monte_carlo_loss_from_weights,
     sparse_uniform_log_mgf_coefficients,
 )
 
@@ -154,7 +154,8 @@ def test_enumeration_single_feature_by_quadrature() -> None:
 def test_exact_matches_monte_carlo(n: int, p: float, spikes: float) -> None:
     W, b = _projection_model(n, 0.25, 1.3, seed=11, p=p, spikes=spikes)
     ex = exact_loss_from_weights(W, b, p, tol=1e-9)  # 1e-9 << MC SE (~1e-5)
-    mean, se, loss_se = monte_carlo_loss_from_weights(W, b, p, samples=200_000, seed=5)
+    est = model_loss_monte_carlo(W, None, b, p, n_samples=200_000, seed=5)
+    mean, se, loss_se = est.row_mean, est.row_se, est.se
     # 3 standard errors on the total; per row, 4 SE (n rows tested at once: 4 SE keeps the family-wise
     # false-alarm rate below 1e-3 for n <= 64)
     assert abs(mean.mean() - ex.loss) <= 3.0 * loss_se

@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 from rugtheory import optimal_symmetric_loss, predicted_loss_from_weights, weight_statistics
 from rugtheory.constructions.hadamard import fwht, popcount_parity, sylvester_hadamard
 from rugtheory.constructions.persian_rug import DENSE_MAX_ENTRIES, persian_rug, theory_scalars
+from rugtheory.theory.data import sample_sparse_uniform
 from rugtheory.constructions.rug_monte_carlo import (
     conditional_feature_loss,
     fit_rug_scalars,
     interference_law,
     rug_convergence_table,
     rug_loss_monte_carlo,
-    sample_sparse_uniform,
 )
 
 # Float64 round-off of sums of at most 4096 terms of size <= 1: a few ulps times sqrt(n) or n.

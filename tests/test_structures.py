@@ -14,6 +14,7 @@ import pytest
 from scipy import integrate, optimize
 
 from rugtheory import optimal_symmetric_loss
+from rugtheory.twins.montecarlo import model_loss_monte_carlo
 from rugtheory.constructions.structures import (
     MAX_POLYGON_K,
     MAX_SIMPLEX_K,
@@ -21,7 +22,6 @@ from rugtheory.constructions.structures import (
     construction_weights,
     dropped_loss,
     mixture_weights,
-    model_loss_monte_carlo,
     optimal_structure_loss,
     regular_polygon,
     regular_simplex,
@@ -99,7 +99,8 @@ def test_exact_loss_matches_monte_carlo_twin(con) -> None:
     cases = [(0.07, 1.15, -0.04), (0.35, 0.85, 0.06)]
     for i, (p, g, b) in enumerate(cases):
         w = construction_weights(con, n_groups, g, b)
-        mean, se = model_loss_monte_carlo(*w, p, n_samples=6000, seed=11 + i)
+        est = model_loss_monte_carlo(*w, p, n_samples=6000, seed=11 + i)
+        mean, se = est.mean, est.se
         exact = float(structure_loss(con, p, g, b))
         assert abs(mean - exact) < K_SE * se, (con.name, p, mean, exact, se)
 
@@ -117,7 +118,8 @@ def test_optimised_loss_matches_monte_carlo_and_beats_nelder_mead() -> None:
                 best = min(best, res.fun)
             assert 1.0 <= best * (1.0 + 1e-7), (con.name, p, best)
         w = construction_weights(con, max(1, 150 // con.k), float(opt.gain[2]), float(opt.bias[2]))
-        mean, se = model_loss_monte_carlo(*w, 0.4, n_samples=4000, seed=3)
+        est = model_loss_monte_carlo(*w, 0.4, n_samples=4000, seed=3)
+        mean, se = est.mean, est.se
         assert abs(mean - opt.loss[2]) < K_SE * se
 
 
@@ -125,7 +127,8 @@ def test_dropped_and_dedicated_features() -> None:
     p = 0.2
     w = mixture_weights([("dropped", 50, 0.0, p / 2), ("dedicated", 50, 1.0, 0.0)])
     assert w[0].shape == (50, 100)
-    mean, se = model_loss_monte_carlo(*w, p, n_samples=6000, seed=5)
+    est = model_loss_monte_carlo(*w, p, n_samples=6000, seed=5)
+    mean, se = est.mean, est.se
     assert abs(mean - 0.5 * float(dropped_loss(p))) < K_SE * se
     assert float(dropped_loss(p)) == pytest.approx(p / 3 - p * p / 4, rel=1e-15)
 
@@ -222,7 +225,8 @@ def test_paired_rug_matches_monte_carlo_of_explicit_weights() -> None:
     o = optimal_paired_rug_loss(p, r)
     w = paired_rug_weights(n_pairs, int(2 * n_pairs * r), float(o.gain), float(o.bias), seed=0)
     assert w[0].shape == (512, 2048)
-    mean, se = model_loss_monte_carlo(*w, p, n_samples=3000, seed=2, batch=1000)
+    est = model_loss_monte_carlo(*w, p, n_samples=3000, seed=2, chunk=1000)
+    mean, se = est.mean, est.se
     # Large-n theory vs n = 2048: K_SE standard errors plus a 1.5% finite-n allowance (the rug's
     # interference is a sum of 2047 sparse terms, not a Gaussian; measured +0.75% at n = 2048 and +3%
     # at n = 512 with 6000 samples, i.e. shrinking like 1/n).
@@ -264,7 +268,8 @@ def test_untied_pairs_monte_carlo_twin() -> None:
     gains, biases = (float(o.gain1), float(o.gain2)), (float(o.bias1), float(o.bias2))
     w = untied_pair_weights(100, float(o.t), gains, biases)
     assert np.linalg.matrix_rank(w[1] @ w[0]) == 100
-    mean, se = model_loss_monte_carlo(*w, p, n_samples=8000, seed=4)
+    est = model_loss_monte_carlo(*w, p, n_samples=8000, seed=4)
+    mean, se = est.mean, est.se
     assert abs(mean - float(o.loss)) < K_SE * se
     assert float(untied_pair_loss(p, float(o.t), gains, biases)) == pytest.approx(float(o.loss), rel=1e-12)
     with pytest.raises(ValueError, match=r"t must be in \(0, 1\]"):

@@ -42,13 +42,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_probability, check_ratio, check_seed
+from rugtheory.theory.data import sample_sparse_uniform
 from rugtheory.constructions.persian_rug import PersianRug, RugScalars, persian_rug, theory_scalars
 
 __all__ = [
     "RugLossEstimate",
     "InterferenceLaw",
     "RugConvergenceRow",
-    "sample_sparse_uniform",
     "conditional_feature_loss",
     "interference_law",
     "rug_loss_monte_carlo",
@@ -60,16 +60,6 @@ __all__ = [
 #: Entries of one streamed batch (batch × n): 2^21 float64 = 16 MiB per array; the transform holds a
 #: handful of them, about 100 MiB in all.
 _BATCH_ENTRIES = 1 << 21
-
-
-def sample_sparse_uniform(rng: np.random.Generator, shape: tuple[int, ...], p: float) -> np.ndarray:
-    """Draw ``x = B U`` (``B ~ Bernoulli(p)``, ``U ~ Uniform[0,1)``) with one uniform per entry.
-
-    ``u ~ U[0,1)``; ``x = u/p`` if ``u < p`` else 0. Given ``u < p``, ``u/p`` is uniform on ``[0, 1)``,
-    so this is the law of docs/theory.md §1 exactly (up to the 2^-53 grid of the generator).
-    """
-    u = rng.random(shape)
-    return np.where(u < p, u / p, 0.0)
 
 
 def conditional_feature_loss(t: np.ndarray, alpha: float, p: float) -> np.ndarray:

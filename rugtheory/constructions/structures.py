@@ -61,6 +61,7 @@ from itertools import product
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_probability, check_seed
+from rugtheory.theory.data import sample_sparse_uniform
 
 __all__ = [
     "Construction",
@@ -76,7 +77,6 @@ __all__ = [
     "optimal_structure_loss",
     "construction_weights",
     "mixture_weights",
-    "model_loss_monte_carlo",
     "UntiedPairs",
     "untied_pair_loss",
     "optimal_untied_pairs",
@@ -513,32 +513,6 @@ def mixture_weights(parts: list[tuple[Construction | str, int, float, float]],
         row += dm
         col += dn
     return w_in, w_out, b
-
-
-def model_loss_monte_carlo(w_in: np.ndarray, w_out: np.ndarray, b: np.ndarray, p: float, *,
-                           n_samples: int, seed: int, batch: int = 4096) -> tuple[float, float]:
-    """Monte Carlo estimate of ``(1/n) E|ReLU(W_out W_in x + b) - x|^2`` and its standard error.
-
-    ``x_i = B_i U_i`` as in docs/theory.md §1; the standard error is that of the mean over independent
-    samples of the per-sample loss.
-    """
-    p = float(check_probability(p))
-    n_samples = check_int(n_samples, "n_samples", low=2)
-    rng = np.random.default_rng(check_seed(seed))
-    n = w_in.shape[1]
-    total = total_sq = 0.0
-    done = 0
-    while done < n_samples:
-        size = min(batch, n_samples - done)
-        x = (rng.random((size, n)) < p) * rng.random((size, n))
-        y = np.maximum((x @ w_in.T) @ w_out.T + b, 0.0)
-        per_sample = np.mean((y - x) ** 2, axis=1)
-        total += per_sample.sum()
-        total_sq += (per_sample**2).sum()
-        done += size
-    mean = total / n_samples
-    var = max(total_sq / n_samples - mean**2, 0.0) * n_samples / (n_samples - 1)
-    return mean, math.sqrt(var / n_samples)
 
 
 # --------------------------------------------------------------------------------------------------

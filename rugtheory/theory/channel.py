@@ -25,6 +25,7 @@ import numpy as np
 from scipy import special
 
 from rugtheory.theory.checks import check_probability, check_ratio, check_seed, check_int, check_finite
+from rugtheory.theory.data import sample_sparse_uniform
 
 __all__ = [
     "channel_scale",
@@ -349,6 +350,6 @@ def sample_channel(
     seed = check_seed(seed)
     s = float(channel_scale(p, r))
     rng = np.random.default_rng(seed)
-    x = np.where(rng.random(size) < p, rng.random(size), 0.0)
+    x = sample_sparse_uniform(rng, size, p)
     y = x + s * rng.standard_normal(size)
     return x, y

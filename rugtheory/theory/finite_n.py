@@ -50,7 +50,7 @@ series remainder is bounded by Cauchy's estimate and added to the error estimate
 
 The routes that check this module: :func:`enumeration_loss_from_weights` (subsets of active
 features and exact repeated integration over their uniform values, n ≤ 12) and
-:func:`monte_carlo_loss_from_weights` (sampling the model itself).
+:func:`rugtheory.twins.montecarlo.model_loss_monte_carlo` (sampling the model itself).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ from functools import lru_cache
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_probability, check_seed
+from rugtheory.theory.data import sample_sparse_uniform
 
 __all__ = [
     "FiniteNLoss",
@@ -72,7 +73,6 @@ __all__ = [
     "interference_log_mgf",
     "sparse_uniform_log_mgf_coefficients",
     "enumeration_loss_from_weights",
-    "monte_carlo_loss_from_weights",
     "check_weights",
 ]
 
@@ -800,39 +800,3 @@ def enumeration_loss_from_weights(W: object, b: object, p: object, *, return_err
         err[i] = 8.0 * _EPS * abs_total
     return (out, err) if return_error else out
 
-
-def monte_carlo_loss_from_weights(
-    W: object, b: object, p: object, *, samples: int, seed: int, chunk: int = 8192
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Monte Carlo twin: per-row mean of ``(ReLU(W x + b) - x)^2`` over sampled x, and standard errors.
-
-    x = Bernoulli(p)·Uniform[0, 1) (docs/theory.md §1), ``samples`` draws from ``numpy.random.default_rng(seed)``.
-    Returns ``(row_mean, row_se, loss_se)``: the total loss is ``row_mean.mean()`` and
-    ``loss_se`` is the standard error of the per-sample mean over rows.
-    """
-    W, b, p = check_weights(W, b, p)
-    samples = check_int(samples, "samples", low=2)
-    seed = check_seed(seed)
-    chunk = check_int(chunk, "chunk", low=1)
-    rng = np.random.default_rng(seed)
-    n = W.shape[0]
-    s1 = np.zeros(n)
-    s2 = np.zeros(n)
-    t1 = 0.0
-    t2 = 0.0
-    done = 0
-    while done < samples:
-        k = min(chunk, samples - done)
-        x = (rng.random((k, n)) < p) * rng.random((k, n))
-        e = (np.maximum(x @ W.T + b, 0.0) - x) ** 2
-        s1 += e.sum(axis=0)
-        s2 += (e * e).sum(axis=0)
-        per_sample = e.mean(axis=1)
-        t1 += float(per_sample.sum())
-        t2 += float((per_sample * per_sample).sum())
-        done += k
-    mean = s1 / samples
-    var = np.maximum(s2 / samples - mean * mean, 0.0) * samples / (samples - 1)
-    tm = t1 / samples
-    tvar = max(t2 / samples - tm * tm, 0.0) * samples / (samples - 1)
-    return mean, np.sqrt(var / samples), math.sqrt(tvar / samples)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_probability, check_seed
+from rugtheory.theory.data import sample_sparse_uniform
 from rugtheory.theory.symmetric import data_moments, symmetric_loss
 
 __all__ = [
@@ -145,7 +146,7 @@ def sample_interference(
     out = np.empty((n_samples, rows.size))
     for start in range(0, n_samples, chunk):
         k = min(chunk, n_samples - start)
-        x = (rng.random((k, n)) < p) * rng.random((k, n))
+        x = sample_sparse_uniform(rng, (k, n), p)
         out[start : start + k] = (x - p / 2.0) @ eps.T
     return out
 

@@ -68,7 +68,8 @@ def draw_rug(rug: Any, p: float, *, seed: int, path: str | Path, crop: int = 256
     from scipy import stats
 
     from rugtheory.theory.checks import check_int, check_probability, check_seed
-    from rugtheory.constructions.rug_monte_carlo import interference_law, sample_sparse_uniform
+    from rugtheory.constructions.rug_monte_carlo import interference_law
+    from rugtheory.theory.data import sample_sparse_uniform
 
     p = float(check_probability(p))
     seed = check_seed(seed)

@@ -63,6 +63,7 @@ def plot_loss_curves(path, ps=CURVE_P) -> None:  # noqa: ANN001
 
     from rugtheory.theory.optimum import linear_loss, optimal_symmetric_loss
     from rugtheory.constructions.phase_map import construction_curve, phase_map
+    from rugtheory.twins.montecarlo import model_loss_monte_carlo
     from rugtheory.constructions.structures import (
         antipodal_pairs,
         optimal_paired_rug_loss,
@@ -107,7 +108,6 @@ def section(ctx: ReportContext) -> str:
     from rugtheory.constructions.phase_map import expected_structure, phase_map
     from rugtheory.constructions.structures import (
         construction_weights,
-        model_loss_monte_carlo,
         optimal_structure_loss,
         standard_constructions,
     )
@@ -152,7 +152,8 @@ def section(ctx: ReportContext) -> str:
             z = ""
             if p == 0.05:
                 w = construction_weights(con, max(1, 120 // con.k), float(o.gain), float(o.bias))
-                mean, se = model_loss_monte_carlo(*w, p, n_samples=20_000, seed=ctx.seed)
+                est = model_loss_monte_carlo(*w, p, n_samples=20_000, seed=ctx.seed)
+                mean, se = est.mean, est.se
                 z = f"{(mean - float(o.loss)) / se:+.2f}"
             lines.append(f"| {con.name} | {con.ratio:.3g} | {p:g} | {float(o.gain):.4f} | {float(o.bias):+.4f} | "
                          f"{float(o.loss):.4e} | {lstar:.4e} | {float(o.loss) / lstar:.3f} | {z} |")
