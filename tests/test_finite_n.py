@@ -18,12 +18,12 @@ import pytest
 from scipy import integrate
 
 from rugtheory.twins.montecarlo import model_loss_monte_carlo
+from rugtheory.theory.weights import row_parameters
 from rugtheory import data_moments, predicted_loss_from_weights, symmetric_loss
 from rugtheory.theory.edgeworth import edgeworth_loss_from_weights, gaussian_loss_c_derivative, interference_cumulants
 from rugtheory.theory.finite_n import (
     _direct_log_mgf,
     _invert_block,
-    _row_parameters,
     enumeration_loss_from_weights,
     exact_loss_from_factors,
     exact_loss_from_weights,
@@ -101,7 +101,8 @@ def test_series_log_mgf_equals_direct_product() -> None:
     W, b = _projection_model(200, 0.25, 1.3, seed=3, p=p, spikes=0.6)
     z = np.array([0.5 + 3j, 2 + 20j, 5 + 60j, -1 + 0.1j, 7.0 + 0j])
     got = interference_log_mgf(W, p, z)
-    _, _, off = _row_parameters(W, b, p)
+    rp = row_parameters(W, b, p)
+    _, _, off = rp.a, rp.effective_bias, rp.off
     want, _ = _direct_log_mgf(off, np.broadcast_to(z, (200, z.size)).copy(), p, False)
     # compare Psi itself (log is defined mod 2 pi i); the series remainder is < 1e-10 relative
     np.testing.assert_allclose(np.exp(got), np.exp(want), rtol=1e-9, atol=0)
@@ -139,7 +140,8 @@ def test_enumeration_single_feature_by_quadrature() -> None:
     W = np.array([[1.1, -0.7], [0.4, 0.9]])
     b = np.array([-0.2, 0.1])
     en = enumeration_loss_from_weights(W, b, p)
-    a, c, off = _row_parameters(W, b, p)
+    rp = row_parameters(W, b, p)
+    a, c, off = rp.a, rp.effective_bias, rp.off
     for i in range(2):
         cont, _ = integrate.quad(lambda t: interference_error_profile(off[i, 0] * (t - p / 2), a[i], c[i], p), 0, 1,
                                  epsabs=1e-14, epsrel=1e-13, limit=200)
@@ -167,7 +169,8 @@ def test_hybrid_equals_direct_inversion() -> None:
     p = 0.045
     W, b = _projection_model(120, 0.25, 1.3, seed=2, p=p, spikes=0.6)
     ex = exact_loss_from_weights(W, b, p, tol=1e-9)
-    a, c, off = _row_parameters(W, b, p)
+    rp = row_parameters(W, b, p)
+    a, c, off = rp.a, rp.effective_bias, rp.off
     rows = slice(0, 12)
     direct = _invert_block(off[rows], a[rows], c[rows], p, 1e-9, True, 1 << 15)
     assert np.all(np.abs(direct[0] - ex.row_loss[rows]) <= ex.row_error[rows] + direct[1])

@@ -48,6 +48,7 @@ from functools import cached_property
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_probability, check_seed
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.constructions.hadamard import check_power_of_two, fwht, sylvester_rows
 
 __all__ = [
@@ -324,6 +325,7 @@ def persian_rug(n: int, m: int, *, seed: int, rows: str = "random", kind: str = 
     return PersianRug(n=n, m=m, kind=kind, rows=chosen, row_choice=rows, seed=seed)
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class RugScalars:
     """The two scalars of the rug model ``y = ReLU(α W x + β)``.

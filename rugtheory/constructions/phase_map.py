@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rugtheory.theory.checks import check_probability, check_ratio
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.optimum import optimal_symmetric_loss
 from rugtheory.constructions.structures import (
     Construction,
@@ -72,6 +73,7 @@ PAIRED_TIE = 1e-7
 TIE_TOLERANCE = 1e-9
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class Component:
     """One ingredient of a mixture: ``fraction`` of the features in ``name`` at hidden ratio ``ratio``.
@@ -89,6 +91,7 @@ class Component:
     bias: float
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class ExpectedStructure:
     """What a trained model at ``(p, r)`` should become if it found the best structure."""
@@ -106,6 +109,7 @@ class ExpectedStructure:
         return self.loss / self.symmetric_loss if self.symmetric_loss > 0 else 1.0
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class PhaseMap:
     """Best loss and winner on a grid; arrays have shape ``(len(p), len(r))``."""

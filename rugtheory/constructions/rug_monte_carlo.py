@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_probability, check_ratio, check_seed
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.data import sample_sparse_uniform
 from rugtheory.constructions.persian_rug import PersianRug, RugScalars, persian_rug, theory_scalars
 
@@ -77,6 +78,7 @@ def conditional_feature_loss(t: np.ndarray, alpha: float, p: float) -> np.ndarra
     return (1.0 - p) * relu_t * relu_t + p * integral
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class InterferenceLaw:
     """Exact law summaries of ``ν_i = Σ_{j≠i} W_ij (x_j − p/2)`` for a rug (the same for every row).
@@ -174,6 +176,7 @@ class _CoMoments:
         return est, math.sqrt(s2 / n * (n - 2) / (n - q - 2))
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class RugLossEstimate:
     """Monte Carlo loss of the rug model with its standard error.
@@ -384,6 +387,7 @@ def fit_rug_scalars(rug: PersianRug, p: float, *, seed: int, n_samples: int | No
     return RugScalars(alpha=a, beta=b, bias=bias, p=p, r=rug.r, predicted_loss=predicted, source="fit")
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class RugConvergenceRow:
     """One row of the convergence table: the rug at ``n`` against ``L*(p, r)``."""

@@ -61,6 +61,7 @@ from itertools import product
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_probability, check_seed
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.data import sample_sparse_uniform
 
 __all__ = [
@@ -97,6 +98,7 @@ MAX_SIMPLEX_K = 10
 MAX_POLYGON_K = 10
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class Construction:
     """A group of ``k`` features as unit vectors in ``dim`` hidden dimensions.
@@ -284,6 +286,7 @@ def structure_loss(construction: Construction, p: np.ndarray | float, gain: np.n
     return _loss_from_corners(cn, gain, bias, p)
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class OptimizedStructure:
     """A construction with its best gain and bias at each ``p`` (arrays over ``p``)."""
@@ -603,6 +606,7 @@ def _paired_rug_chunk(p: np.ndarray, r: np.ndarray, a: np.ndarray, b: np.ndarray
     return (1.0 - p) * vals[..., 0] + p * on
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class PairedRug:
     """Optimum of :func:`paired_rug_loss` over gain and bias; arrays broadcast over (p, r)."""
@@ -808,6 +812,7 @@ def untied_pair_loss(p: np.ndarray | float, t: float, gain: tuple[float, float] 
     return (one + two) / 2.0
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class UntiedPairs:
     """Best untied pair at each p: asymmetry ``t`` and each feature's gain and bias (arrays over p)."""

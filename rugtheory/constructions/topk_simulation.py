@@ -21,10 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from rugtheory.theory.checks import check_int, check_probability, check_seed
+from rugtheory.theory.display import with_compact_repr
 
 __all__ = ["TopKSimulation", "topk_rug_loss"]
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class TopKSimulation:
     """Held-out per-feature loss of TopK on a rug, with the large-n prediction.

@@ -34,6 +34,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from rugtheory.theory.checks import check_finite
+from rugtheory.theory.display import with_compact_repr
 
 __all__ = ["StructureMeasures", "feature_dimensionality", "structure_measures"]
 
@@ -52,6 +53,7 @@ def feature_dimensionality(w_in: np.ndarray, w_out: np.ndarray) -> tuple[np.ndar
     return row, col
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class StructureMeasures:
     """Per-model structure summary.

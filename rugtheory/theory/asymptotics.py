@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rugtheory.theory.checks import check_probability, check_ratio
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.channel import channel_scale, repeated_normal_integral
 
 __all__ = [
@@ -66,6 +67,7 @@ def bayes_threshold(p: float | np.ndarray, r: float | np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(np.nan_to_num(arg, posinf=0.0, neginf=0.0), 0.0, None))
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class ReluSparseConstant:
     """Solution of the reduced ReLU problem ``K(p) = min_t k(t)``, ``k = 1 + t²/4 + 2(1−p)/p·I_2(−t)``."""

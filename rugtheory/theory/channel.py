@@ -25,6 +25,7 @@ import numpy as np
 from scipy import special
 
 from rugtheory.theory.checks import check_probability, check_ratio, check_seed, check_int, check_finite
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.data import sample_sparse_uniform
 
 __all__ = [
@@ -155,6 +156,7 @@ def repeated_normal_integral(n: int, x: float | np.ndarray) -> np.ndarray:
     return out
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class TruncatedNormalMoments:
     """Standard normal truncated to ``[α, β]``.

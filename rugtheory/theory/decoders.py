@@ -41,6 +41,7 @@ import numpy as np
 from scipy import special
 
 from rugtheory.theory.checks import check_probability, check_ratio
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.channel import (
     channel_scale,
     repeated_normal_integral,
@@ -116,6 +117,7 @@ def linear_gain_only_loss(p: float | np.ndarray, r: float | np.ndarray) -> np.nd
     return e2 * s * s / (e2 + s * s)
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class DecoderOptimum:
     """Optimal loss of one thresholded decoder and its parameters, arrays broadcast over (p, r).
@@ -539,6 +541,7 @@ def mmse_decoder_loss(p: float | np.ndarray, r: float | np.ndarray) -> np.ndarra
 # ----------------------------------------------------------------------------------------------
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class DecoderTable:
     """Optimal per-feature loss of every decoder (docs/theory.md §5), arrays broadcast over (p, r)."""

@@ -33,8 +33,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from rugtheory.theory.display import with_compact_repr
 
-from rugtheory.theory.finite_n import _row_parameters, check_weights
+from rugtheory.theory.finite_n import check_weights
+from rugtheory.theory.weights import row_parameters
 from rugtheory.theory.normal import norm_cdf, norm_pdf
 from rugtheory.theory.symmetric import data_moments, relu_gaussian_mean, symmetric_loss
 
@@ -51,6 +53,7 @@ __all__ = [
 _SMALL_A = 1e-2
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class InterferenceCumulants:
     """Per-row exact cumulants of ν_i: variance, κ3, κ4, skewness κ3/σ³, excess kurtosis κ4/σ⁴."""
@@ -62,6 +65,7 @@ class InterferenceCumulants:
     excess_kurtosis: np.ndarray
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class EdgeworthLoss:
     """Gaussian, first-order (κ3 only) and second-order Edgeworth predictions, per row and mean."""
@@ -79,7 +83,8 @@ def interference_cumulants(W: object, p: object) -> InterferenceCumulants:
     r"""Exact :math:`\kappa_r(\nu_i) = \kappa_r(X)\sum_{j\ne i}W_{ij}^r`, r = 2, 3, 4, for every row i."""
     W = np.asarray(W)
     W, _, p = check_weights(W, np.zeros(W.shape[0] if W.ndim == 2 else 0), p)
-    _, _, off = _row_parameters(W, np.zeros(W.shape[0]), p)
+    rp = row_parameters(W, np.zeros(W.shape[0]), p)
+    _, _, off = rp.a, rp.effective_bias, rp.off
     dm = data_moments(p)
     var = float(dm.variance) * np.sum(off**2, axis=1)
     k3 = float(dm.kappa3) * np.sum(off**3, axis=1)
@@ -148,7 +153,8 @@ def edgeworth_loss_from_weights(W: object, b: object, p: object) -> EdgeworthLos
     Rows with σ_i = 0 get no correction (ν_i ≡ 0).
     """
     W, b, p = check_weights(W, b, p)
-    a, c, _ = _row_parameters(W, b, p)
+    rp = row_parameters(W, b, p)
+    a, c, _ = rp.a, rp.effective_bias, rp.off
     cum = interference_cumulants(W, p)
     sigma = np.sqrt(cum.variance)
     lg = symmetric_loss(a, c, sigma, p)

@@ -62,7 +62,8 @@ from functools import lru_cache
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_probability, check_seed
-from rugtheory.theory.data import sample_sparse_uniform
+from rugtheory.theory.display import with_compact_repr
+from rugtheory.theory.weights import row_parameters
 
 __all__ = [
     "FiniteNLoss",
@@ -91,6 +92,7 @@ _BETA_T = 40.0
 _EPS = np.finfo(np.float64).eps
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class FiniteNLoss:
     """Exact finite-n loss of given weights.
@@ -139,15 +141,6 @@ def check_weights(W: object, b: object, p: object) -> tuple[np.ndarray, np.ndarr
     if pa.ndim != 0:
         raise ValueError(f"p must be a scalar in (0, 1], got an array of shape {pa.shape}")
     return np.array(W, dtype=np.float64), np.array(b, dtype=np.float64), float(pa)
-
-
-def _row_parameters(W: np.ndarray, b: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """a_i = W_ii, c_i = b_i + (p/2) sum_{j != i} W_ij, and the off-diagonal n×(n-1) matrix."""
-    n = W.shape[0]
-    a = np.diag(W).copy()
-    off = W[~np.eye(n, dtype=bool)].reshape(n, n - 1)
-    c = b + 0.5 * p * off.sum(axis=1)
-    return a, c, off
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,7 +444,8 @@ def interference_log_mgf(W: object, p: object, z: object) -> np.ndarray:
     if not np.all(np.isfinite(z)):
         raise ValueError("z must be finite")
     n = W.shape[0]
-    _, _, off = _row_parameters(W, np.zeros(n), p)
+    rp = row_parameters(W, np.zeros(n), p)
+    _, _, off = rp.a, rp.effective_bias, rp.off
     sr = _SortedRows(off, p)
     return sr.evaluate(np.broadcast_to(z, (n, z.size)).copy(), singles=False)[0]
 
@@ -680,7 +674,8 @@ def exact_loss_from_weights(
     block_rows = check_int(block_rows, "block_rows", low=1)
     max_nodes = check_int(max_nodes, "max_nodes", low=16)
     n = W.shape[0]
-    a, c, off = _row_parameters(W, b, p)
+    rp = row_parameters(W, b, p)
+    a, c, off = rp.a, rp.effective_bias, rp.off
     v = p / 3.0 - p * p / 4.0
     sigma = np.sqrt(v * np.sum(off * off, axis=1))
     row_loss = np.empty(n)
@@ -769,7 +764,8 @@ def enumeration_loss_from_weights(W: object, b: object, p: object, *, return_err
     n = W.shape[0]
     if n > 12:
         raise ValueError(f"n must be <= 12 for enumeration, got {n}")
-    a_all, c_all, off_all = _row_parameters(W, b, p)
+    rp = row_parameters(W, b, p)
+    a_all, c_all, off_all = rp.a, rp.effective_bias, rp.off
     if np.any(a_all == 0):
         raise ValueError("W must have a nonzero diagonal for the enumeration route")
     out = np.empty(n)

@@ -31,7 +31,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from rugtheory.theory.checks import check_probability, check_ratio
-from rugtheory.theory.normal import norm_cdf, relu_gaussian_moments
+from rugtheory.theory.display import with_compact_repr
+from rugtheory.theory.channel import scaled_repeated_normal_integral
+from rugtheory.theory.normal import SQRT_2PI, norm_cdf, relu_gaussian_moments
 from rugtheory.theory.symmetric import (
     _GL_W,
     _GL_X,
@@ -60,6 +62,16 @@ FRAGILE_DEFICIT = 1e-6
 #: Local maxima refined per point (the best two by grid score), and false-position steps each.
 N_CANDIDATES = 2
 _ILLINOIS_STEPS = 30
+#: Below this p the θ/s grid of the direct search is extended from 16 to 44.
+TAU_WIDE_BELOW_P = 1e-30
+#: At or below this interference scale the optimum is found in the scaled variables of
+#: :func:`_small_s_objective` (θ = sτ, a = 1 + sα), which are exact and free of cancellation there.
+S_SMALL = 1e-3
+#: Above this interference scale the affine optimum is returned: the gain of any estimator over it
+#: is at most about κ₃²r²/(2v²) (docs/theory.md §6, r → 0), below 1e-300 of (1-r)v here.
+S_HUGE = 1e100
+#: Smallest accepted r: below it θ* = -p(1-r)/(2r) of the affine regime is not a finite float.
+R_MIN = 1e-300
 
 
 def zero_loss(p: np.ndarray | float) -> np.ndarray:
@@ -95,6 +107,7 @@ def affine_threshold(p: np.ndarray | float, r: np.ndarray | float) -> np.ndarray
     return -0.5 * p * (1.0 - r) / r
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class SymmetricOptimum:
     """Optimum of the symmetric model at rank-bound equality (docs/theory.md §4); arrays broadcast over (p, r).
@@ -137,9 +150,7 @@ def _moments_closed(theta: np.ndarray, s: np.ndarray, p: np.ndarray) -> tuple[np
     int_xg1 = s3 * ((m3b - m3a) / 3.0 - (m1b - m1a)) + theta * s2 * (m2b - m2a) / 2.0
     int_xphi = s * (theta * (m1b - m1a) + s * ((m2b - m2a) / 2.0 - (m0b - m0a)))
     int_g1 = s2 * (m2b - m2a) / 2.0
-    off_g2 = s2 * m2a
-    off_g1 = s * m1a
-    return _assemble(p, int_g2, int_xg1, int_xphi, int_g1, off_g2, off_g1)
+    return _assemble(p, theta, s, int_g2, int_xg1, int_xphi, int_g1)
 
 
 def _moments_gl(theta: np.ndarray, s: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -153,17 +164,45 @@ def _moments_gl(theta: np.ndarray, s: np.ndarray, p: np.ndarray) -> tuple[np.nda
     int_xg1 = (x * g1) @ _GL_W
     int_xphi = (x * cdf) @ _GL_W
     int_g1 = g1 @ _GL_W
-    off_g2 = relu_gaussian_second_moment(-theta, s)
-    off_g1 = relu_gaussian_mean(-theta, s)
-    return _assemble(p, int_g2, int_xg1, int_xphi, int_g1, off_g2, off_g1)
+    return _assemble(p, theta, s, int_g2, int_xg1, int_xphi, int_g1)
 
 
-def _assemble(p, int_g2, int_xg1, int_xphi, int_g1, off_g2, off_g1):
-    n = p * int_xg1
-    d = (1.0 - p) * off_g2 + p * int_g2
-    dn = -p * int_xphi
-    dd = -2.0 * ((1.0 - p) * off_g1 + p * int_g1)
+def _assemble(p, theta, s, int_g2, int_xg1, int_xphi, int_g1):
+    """N/p, D/p, N'/p, D'/p: dividing by p keeps N^2/D representable down to p = 5e-324."""
+    q_off_g2, q_off_g1 = _off_terms(theta, s, p)
+    n = int_xg1
+    d = q_off_g2 + int_g2
+    dn = -int_xphi
+    dd = -2.0 * (q_off_g1 + int_g1)
     return n, d, dn, dd
+
+
+def _off_terms(theta: np.ndarray, s: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`\frac{1-p}{p}G_2(-\theta, s)` and :math:`\frac{1-p}{p}G_1(-\theta, s)` (the x = 0 atom over p).
+
+    For :math:`\tau = \theta/s > 0` they are written :math:`s^k k!\,R_k(\tau)\,e^{-\tau^2/2 + \ln((1-p)/p)}/\sqrt{2\pi}`
+    with the scaled repeated normal integral :math:`R_k` (no underflow of :math:`\varphi(\tau)` or
+    overflow of 1/p where the product is representable); elsewhere directly. May be +inf (a
+    hopeless candidate), never NaN for finite inputs.
+    """
+    tau = theta / s
+    out2 = np.empty(tau.shape)
+    out1 = np.empty(tau.shape)
+    pos = tau > 0
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        if pos.any():
+            t, pp, ss = tau[pos], p[pos], s[pos]
+            e = np.exp(-0.5 * t * t + np.log1p(-pp) - np.log(pp)) / SQRT_2PI
+            out2[pos] = ss * ss * (2.0 * scaled_repeated_normal_integral(2, t) * e)
+            out1[pos] = ss * (scaled_repeated_normal_integral(1, t) * e)
+        neg = ~pos
+        if neg.any():
+            t, pp, ss = tau[neg], p[neg], s[neg]
+            _, m1, m2 = relu_gaussian_moments(-t, 2)
+            q = (1.0 - pp) / pp
+            out2[neg] = q * (ss * ss * m2)
+            out1[neg] = q * (ss * m1)
+    return np.where(np.isnan(out2), np.inf, out2), np.where(np.isnan(out1), np.inf, out1)
 
 
 def _moments(theta: np.ndarray, s: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -180,15 +219,17 @@ def _moments(theta: np.ndarray, s: np.ndarray, p: np.ndarray) -> tuple[np.ndarra
 
 def _ratio_and_slope(theta, s, p):
     n, d, dn, dd = _moments(theta, s, p)
-    ok = (n > MOMENT_FLOOR) & (d > MOMENT_FLOOR)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        slope = 2.0 * dn * d - n * dd
+        ok = (n > MOMENT_FLOOR) & (d > MOMENT_FLOOR) & np.isfinite(d) & np.isfinite(slope)
         rho = np.where(ok, n * n / np.where(ok, d, 1.0), -np.inf)
-    slope = 2.0 * dn * d - n * dd
-    return rho, slope, ok
+    return rho, np.where(ok, slope, 0.0), ok
 
 
 def _candidate_grid(p: np.ndarray, r: np.ndarray, s: np.ndarray) -> np.ndarray:
     k = np.linspace(-12.0, 16.0, 57)
+    if np.any(p < TAU_WIDE_BELOW_P):  # theta*/s ~ sqrt(2 ln(1/p)) reaches 38.6 at p = 5e-324
+        k = np.concatenate([k, np.linspace(16.5, 44.0, 56)])
     t_aff = -0.5 * p * (1.0 - r) / r
     parts = [
         s[:, None] * k[None, :],
@@ -201,7 +242,9 @@ def _candidate_grid(p: np.ndarray, r: np.ndarray, s: np.ndarray) -> np.ndarray:
 def _stable_loss(theta: np.ndarray, s: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Loss at threshold θ with the gain optimised, a = N/D, evaluated without cancellation."""
     n, d, _, _ = _moments(theta, s, p)
-    a = n / d
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        a = n / d
+    a = np.where(np.isfinite(a), a, 0.0)
     return symmetric_loss(a, -a * theta, a * s, p)
 
 
@@ -214,7 +257,7 @@ def _search(p: np.ndarray, r: np.ndarray, s: np.ndarray) -> np.ndarray:
     # Where L* is far below p/3, rho = p/3 - L agrees between candidates to the last digits and
     # cannot rank them: rank those rows by the stable loss instead (score = -loss).
     score = rho.copy()
-    fragile = (p / 3.0 - rho.max(axis=1)) < FRAGILE_DEFICIT * (p / 3.0)
+    fragile = (1.0 / 3.0 - rho.max(axis=1)) < FRAGILE_DEFICIT / 3.0
     if fragile.any():
         score[fragile] = np.where(ok[fragile], -_stable_loss(grid[fragile], S[fragile], P[fragile]), -np.inf)
     # Local maxima of the score: slope changes from + to - between consecutive grid points.

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_nonnegative, check_probability, check_ratio
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.normal import CF_THRESHOLD, PHI0, laplace_tails, mills_ratio, norm_cdf, norm_pdf, relu_gaussian_moments
 
 __all__ = [
@@ -58,6 +59,7 @@ _GL_X = 0.5 * (_GL_X + 1.0)
 _GL_W = 0.5 * _GL_W
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class DataMoments:
     r"""Exact moments of one input :math:`x = B U` (docs/theory.md §1).

@@ -19,10 +19,13 @@ import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_probability, check_seed
 from rugtheory.theory.data import sample_sparse_uniform
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.symmetric import data_moments, symmetric_loss
 
 __all__ = [
+    "RowParameters",
     "WeightStatistics",
+    "row_parameters",
     "effective_matrix",
     "weight_statistics",
     "predicted_loss_from_weights",
@@ -56,12 +59,52 @@ def effective_matrix(W_in: np.ndarray, W_out: np.ndarray) -> np.ndarray:
     return W_out @ W_in
 
 
-def _row_parameters(W: np.ndarray, p: float, v: float) -> tuple[np.ndarray, ...]:
-    """a_i = W_ii, ε = W - diag(W), μ_i = (p/2) Σ_j ε_ij, σ_i = sqrt(v Σ_j ε_ij²), and Σ_j ε_ij²."""
+@with_compact_repr
+@dataclass(frozen=True)
+class RowParameters:
+    """The per-row inputs of the theory for an effective matrix W and bias b (docs/theory.md §2).
+
+    ``a`` = W_ii; ``off`` the ``(n, n−1)`` off-diagonal entries of each row; ``mean_field``
+    μ_i = (p/2) Σ_{j≠i} W_ij; ``effective_bias`` c_i = b_i + μ_i; ``sum_sq`` Σ_{j≠i} W_ij²;
+    ``sigma`` σ_i = (v Σ_{j≠i} W_ij²)^½ with v = Var x = p/3 − p²/4.
+    """
+
+    a: np.ndarray
+    off: np.ndarray
+    mean_field: np.ndarray
+    effective_bias: np.ndarray
+    sum_sq: np.ndarray
+    sigma: np.ndarray
+
+
+def row_parameters(W: np.ndarray, b: np.ndarray, p: float) -> RowParameters:
+    r"""Split each pre-activation as in docs/theory.md §2: :math:`h_i = a_i x_i + c_i + \nu_i`.
+
+    Parameters
+    ----------
+    W : numpy.ndarray
+        Effective ``n × n`` matrix ``W_out W_in``.
+    b : numpy.ndarray
+        Bias, shape ``(n,)``.
+    p : float
+        Feature probability in (0, 1].
+
+    Returns
+    -------
+    RowParameters
+        ``a_i = W_ii``, ``c_i = b_i + (p/2) Σ_{j≠i} W_ij``, the off-diagonal entries, and
+        ``σ_i² = v Σ_{j≠i} W_ij²``. The one place in the package where these are computed.
+    """
+    W = _check_square(W)
+    n = W.shape[0]
+    b = _check_bias(b, n)
+    p = float(check_probability(p))
     a = np.diag(W).copy()
-    eps = W - np.diag(a)
-    s2 = (eps * eps).sum(axis=1)
-    return a, eps, (p / 2.0) * eps.sum(axis=1), np.sqrt(v * s2), s2
+    off = W[~np.eye(n, dtype=bool)].reshape(n, n - 1)
+    mu = 0.5 * p * off.sum(axis=1)
+    s2 = np.sum(off * off, axis=1)
+    v = float(data_moments(p).variance)
+    return RowParameters(a=a, off=off, mean_field=mu, effective_bias=b + mu, sum_sq=s2, sigma=np.sqrt(v * s2))
 
 
 def _third_abs_moment(p: float) -> float:
@@ -70,6 +113,7 @@ def _third_abs_moment(p: float) -> float:
     return (1.0 - p) * m**3 + p * (m**4 + (1.0 - m) ** 4) / 4.0
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class WeightStatistics:
     """Per-row statistics of a model's weights and the symmetry diagnostics of docs/theory.md §2.
@@ -186,7 +230,8 @@ def weight_statistics(
 
     mom = data_moments(p)
     v, k3, k4 = float(mom.variance), float(mom.kappa3), float(mom.kappa4)
-    a, eps, mu, sigma, s2 = _row_parameters(W, p, v)
+    rp = row_parameters(W, b, p)
+    a, eps, mu, sigma, s2 = rp.a, rp.off, rp.mean_field, rp.sigma, rp.sum_sq
     e3 = (eps**3).sum(axis=1)
     e4 = (eps**4).sum(axis=1)
     abs3 = (np.abs(eps) ** 3).sum(axis=1)
@@ -234,5 +279,5 @@ def predicted_loss_from_weights(W: np.ndarray, b: np.ndarray, p: float) -> float
     W = _check_square(W)
     b = _check_bias(b, W.shape[0])
     p = float(check_probability(p))
-    a, _, mu, sigma, _ = _row_parameters(W, p, float(data_moments(p).variance))
-    return float(np.mean(symmetric_loss(a, b + mu, sigma, p)))
+    rp = row_parameters(W, b, p)
+    return float(np.mean(symmetric_loss(rp.a, rp.effective_bias, rp.sigma, p)))

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from rugtheory.theory.checks import check_int, check_probability, check_ratio, check_seed
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.channel import channel_scale, posterior_mean
 
 __all__ = ["MonteCarloLoss", "decoder_loss_montecarlo", "decoder_output"]
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class MonteCarloLoss:
     """Stratified Monte Carlo estimate: ``mean ± stderr`` (one standard error)."""

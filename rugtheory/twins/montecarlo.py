@@ -16,11 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_nonnegative, check_probability, check_seed
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.data import sample_sparse_uniform
 
 __all__ = ["MonteCarloEstimate", "ModelLossEstimate", "model_loss_monte_carlo", "symmetric_loss_mc"]
 
 
+@with_compact_repr
 @dataclass(frozen=True)
 class MonteCarloEstimate:
     """A Monte Carlo mean with its standard error and sample count."""
@@ -63,7 +65,8 @@ def symmetric_loss_mc(
     return MonteCarloEstimate(mean=mean, se=float(np.sqrt(var / n_samples)), n_samples=n_samples)
 
 
-@dataclass(frozen=True, repr=False)
+@with_compact_repr
+@dataclass(frozen=True)
 class ModelLossEstimate:
     """Monte Carlo loss of a whole model: per-row means and standard errors, and the total.
 
@@ -77,10 +80,6 @@ class ModelLossEstimate:
     mean: float
     se: float
     n_samples: int
-
-    def __repr__(self) -> str:
-        return (f"ModelLossEstimate(mean={self.mean:.6g}, se={self.se:.3g}, n={self.row_mean.size}, "
-                f"n_samples={self.n_samples})")
 
 
 def model_loss_monte_carlo(
