@@ -2,7 +2,10 @@
 
 Everything here reads the flat rows of :meth:`rugtheory.validation.store.ResultStore.rows` and writes PNG
 files (matplotlib, Agg backend) plus Markdown. :func:`write_section` is the body shared by
-``rugtheory validate`` and the main report's CPU-sized section.
+``rugtheory validate`` and the main report's CPU-sized section; :func:`write_sweep_report` writes
+the report of one sweep, ``validation-NAME.md`` with figures ``validation-NAME_*.png``, covering
+exactly the runs of that sweep's spec (so sweeps sharing a store never overwrite or count each
+other's runs).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ __all__ = [
     "predicted_vs_measured_table",
     "summary_table",
     "write_section",
+    "write_sweep_report",
+    "report_path",
     "HEATMAP_KEYS",
 ]
 
@@ -282,3 +287,33 @@ def write_section(rows: Sequence[dict[str, Any]], out_dir: str | Path, *, title:
     parts.append("\n" + "\n".join(f"![{p.stem}]({p.name})" for p in figs) + "\n")
     parts.append("\n### Predicted vs measured\n\n" + predicted_vs_measured_table(rows))
     return "".join(parts)
+
+
+def report_path(out_dir: str | Path, sweep_name: str) -> Path:
+    """Where the report of sweep ``sweep_name`` goes: ``out_dir/validation-<sweep_name>.md``."""
+    return Path(out_dir) / f"validation-{sweep_name}.md"
+
+
+def write_sweep_report(store: Any, spec: Any, out_dir: str | Path | None = None, *,
+                       title: str = "Validation against trained models") -> tuple[Path, int]:
+    """Write the report of ``spec``'s runs in ``store``; return (its path, how many models it covers).
+
+    ``store`` is a :class:`rugtheory.validation.store.ResultStore` on which the sweep ran (which
+    records the spec's run ids), ``spec`` a :class:`rugtheory.validation.sweep.SweepSpec`; the report
+    and its figures go to ``out_dir`` (default: the store's directory) as ``validation-NAME.md`` and
+    ``validation-NAME_*.png``.
+    """
+    import json
+
+    from rugtheory.validation.store import run_id
+    from rugtheory.validation.sweep import expand
+
+    out = Path(store.root if out_dir is None else out_dir)
+    ids = {run_id(c.to_dict()) for c in expand(spec)}
+    rows = [r for r in store.rows(sweep=spec.name) if r["run_id"] in ids]
+    intro = (f"Sweep `{spec.name}`: {len(rows)} of its {len(ids)} models finished; "
+             f"spec `{json.dumps(spec.to_dict(), sort_keys=True)}`.")
+    text = write_section(rows, out, title=title, intro=intro, prefix=f"validation-{spec.name}")
+    path = report_path(out, spec.name)
+    path.write_text(text)
+    return path, len(rows)

@@ -15,6 +15,20 @@ A spec is a TOML or JSON file (or the same fields on the command line)::
 
 ``m = clip(round(r n), 1, n)``; configs that coincide after rounding are trained once.
 
+The whole spec is checked before anything trains: a bad field raises a one-line ``ValueError``
+naming the field, the file and the allowed values (booleans must be real TOML/JSON booleans,
+numbers real numbers, ``train`` a table of TrainConfig fields of the right types); a file that
+does not parse raises one naming the file and the line. ``name`` is a file-name-safe word
+(letters, digits, ``.``, ``_``, ``-``): the report of sweep NAME is ``validation-NAME.md``
+(:func:`rugtheory.validation.figures.write_sweep_report`), so sweeps sharing a store never
+overwrite each other's report.
+
+On resume every stored run of the spec is verified (:meth:`ResultStore.check_run`: size and
+SHA-256 of its files); a damaged or missing one is re-trained, with a line on stderr
+(``run <id>: weights.safetensors damaged (size X, expected Y); re-training``). A damaged
+``results.sqlite`` raises :class:`rugtheory.validation.store.StoreDamagedError` (a ValueError)
+and is left as it is.
+
 Run it: ``python -m rugtheory.validation.sweep --spec spec.toml --out DIR`` (or ``rugtheory validate``).
 Models of one ``n`` train together in chunks of ``group_size`` (one batched program each); each
 model is evaluated (:mod:`rugtheory.validation.evaluate`) and stored (:mod:`rugtheory.validation.store`) the moment it
@@ -31,6 +45,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import numbers
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +60,48 @@ from rugtheory.theory.checks import check_int, check_probability, check_ratio, c
 __all__ = ["SweepSpec", "load_spec", "expand", "run_sweep", "main"]
 
 _TRAIN_FIELDS_FIXED = ("n", "m", "p", "seed")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _real(v: Any, name: str, *, low: float, high: float = math.inf, low_open: bool = True,
+          high_open: bool = False) -> float:
+    lo, hi = ("(" if low_open else "[") + f"{low:g}", f"{high:g}" + (")" if high_open else "]")
+    if not _is_real(v):
+        raise ValueError(f"{name} must be a real number in {lo}, {hi}, got {v!r}")
+    v = float(v)
+    if math.isnan(v) or v < low or v > high or (low_open and v == low) or (high_open and v == high):
+        raise ValueError(f"{name} must be a real number in {lo}, {hi}, got {v!r}")
+    return v
+
+
+def _check_train(train: Any) -> dict[str, Any]:
+    """``train`` as a dict of TrainConfig fields of the right Python types (ranges: TrainConfig)."""
+    from rugtheory.validation.train import TrainConfig
+
+    if not isinstance(train, dict):
+        raise ValueError(f"train must be a table of TrainConfig fields, got {train!r}")
+    kinds = {f.name: str(f.type) for f in fields(TrainConfig) if f.name not in _TRAIN_FIELDS_FIXED}
+    bad = sorted(set(train) - set(kinds))
+    if bad:
+        raise ValueError(f"train may set only {sorted(kinds)}, got {bad}")
+    for key, value in train.items():
+        kind = kinds[key]
+        ok = {"int": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
+              "float": _is_real, "float | None": lambda v: v is None or _is_real(v),
+              "bool": lambda v: isinstance(v, bool), "str": lambda v: isinstance(v, str)}.get(kind, lambda v: True)
+        if not ok(value):
+            what = {"int": "an integer", "float": "a real number", "float | None": "a real number",
+                    "bool": "a boolean (true or false)", "str": "a string"}[kind]
+            raise ValueError(f"train.{key} must be {what}, got {value!r}")
+    try:
+        TrainConfig(n=1, m=1, p=1.0, seed=0, **train)
+    except ValueError as exc:
+        raise ValueError(f"train.{exc}") from None
+    return dict(train)
 
 
 @dataclass(frozen=True)
@@ -64,22 +123,30 @@ class SweepSpec:
     exact_max_nodes: int = 1 << 15
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME_RE.fullmatch(self.name):
+            raise ValueError(f"name must be 1-100 letters, digits, '.', '_' or '-' (not first), got {self.name!r}")
         object.__setattr__(self, "n", tuple(check_int(v, "n", low=1) for v in _as_list(self.n)))
-        object.__setattr__(self, "r", tuple(float(check_ratio(v, "r")) for v in _as_list(self.r)))
-        object.__setattr__(self, "p", tuple(float(check_probability(v, "p")) for v in _as_list(self.p)))
+        object.__setattr__(self, "r", tuple(_real(v, "r", low=0, high=1) for v in _as_list(self.r)))
+        object.__setattr__(self, "p", tuple(_real(v, "p", low=0, high=1) for v in _as_list(self.p)))
         object.__setattr__(self, "seeds", tuple(check_seed(v, "seeds") for v in _as_list(self.seeds)))
         for name in ("n", "r", "p", "seeds"):
             if not getattr(self, name):
                 raise ValueError(f"{name} must hold at least one value, got none")
+        for v in self.r:
+            check_ratio(v, "r")
+        for v in self.p:
+            check_probability(v, "p")
+        object.__setattr__(self, "train", _check_train(self.train))
         check_int(self.group_size, "group_size", low=1)
         if self.rug not in ("theory", "none"):
             raise ValueError(f"rug must be one of 'theory', 'none', got {self.rug!r}")
-        from rugtheory.validation.train import TrainConfig
-
-        allowed = {f.name for f in fields(TrainConfig)} - set(_TRAIN_FIELDS_FIXED)
-        bad = set(self.train) - allowed
-        if bad:
-            raise ValueError(f"train may set only {sorted(allowed)}, got {sorted(bad)}")
+        object.__setattr__(self, "rug_rel_se", _real(self.rug_rel_se, "rug_rel_se", low=0, high=math.inf,
+                                                     high_open=True))
+        object.__setattr__(self, "rug_max_seconds", _real(self.rug_max_seconds, "rug_max_seconds", low=0))
+        check_seed(self.stats_seed, "stats_seed")
+        if not isinstance(self.exact, bool):
+            raise ValueError(f"exact must be a boolean (true or false), got {self.exact!r}")
+        check_int(self.exact_max_nodes, "exact_max_nodes", low=16)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -99,22 +166,59 @@ def _as_list(v: Any) -> list[Any]:
     return [v]
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read a spec from a ``.toml`` or ``.json`` file."""
-    path = Path(path)
+def _parse_spec_file(path: Path) -> dict[str, Any]:
+    if path.suffix not in (".toml", ".json"):
+        raise ValueError(f"spec must be a .toml or .json file, got {str(path)!r}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the spec: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if path.suffix == ".toml":
         import tomllib
 
-        data = tomllib.loads(path.read_text())
-    elif path.suffix == ".json":
-        data = json.loads(path.read_text())
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            msg = str(exc)
+            m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", msg)
+            if m:
+                raise ValueError(f"{path} line {m[1]}: {msg[: m.start()]} (column {m[2]})") from None
+            if msg.endswith("(at end of document)"):
+                last = max(1, len(text.splitlines()))
+                raise ValueError(f"{path} line {last}: {msg.removesuffix(' (at end of document)')} "
+                                 "(at the end of the file)") from None
+            raise ValueError(f"{path}: {msg}") from None
     else:
-        raise ValueError(f"spec must be a .toml or .json file, got {str(path)!r}")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} line {exc.lineno}: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a spec must be a table/object of fields, got {type(data).__name__}")
+    return data
+
+
+def _spec_from_data(data: dict[str, Any], path: Path | None) -> SweepSpec:
+    where = f"{path}: " if path is not None else ""
     known = {f.name for f in fields(SweepSpec)}
     unknown = set(data) - known
     if unknown:
-        raise ValueError(f"spec may hold only {sorted(known)}, got {sorted(unknown)}")
-    return SweepSpec(**data)
+        raise ValueError(f"{where}spec may hold only {sorted(known)}, got {sorted(unknown)}")
+    for key in ("n", "r", "p"):
+        if key not in data:
+            raise ValueError(f"{where}{key} is required (set it in the spec file or give --{key})")
+    try:
+        return SweepSpec(**data)
+    except ValueError as exc:
+        raise ValueError(f"{where}{exc}") from None
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read a spec from a ``.toml`` or ``.json`` file; any problem is a one-line ValueError naming the file."""
+    path = Path(path)
+    return _spec_from_data(_parse_spec_file(path), path)
 
 
 def expand(spec: SweepSpec) -> list[Any]:
@@ -177,6 +281,7 @@ def run_sweep(
     progress: bool = True,
     ray_address: str | None = None,
     ray_num_gpus: float = 0.0,
+    verify: bool = True,
 ) -> Any:
     """Train and evaluate every model of ``spec`` not yet in the store at ``out_dir``; return the store.
 
@@ -192,16 +297,32 @@ def run_sweep(
         tqdm bars (chunks done; steps within a chunk for the local backend).
     ray_address, ray_num_gpus
         Ray cluster address (None: local instance) and GPUs per task.
+    verify : bool
+        Check the files of every stored run of the spec (size and SHA-256; reads every weight
+        file once) and re-train the damaged ones; False checks only that each run has a row.
+
+    The returned store's ``last_sweep`` says what happened: ``{"runs", "stored", "damaged",
+    "trained"}`` (``damaged``: the run ids re-trained because their files were damaged).
     """
     from rugtheory.validation.store import ResultStore, run_id
 
     if backend not in ("local", "ray"):
         raise ValueError(f"backend must be one of 'local', 'ray', got {backend!r}")
     store = ResultStore(out_dir)
-    store.record_sweep(spec.name, spec.to_dict())
     configs = expand(spec)
+    ids = [run_id(c.to_dict()) for c in configs]
+    store.record_sweep(spec.name, spec.to_dict(), ids)
     done = store.done_ids()
-    todo = [c for c in configs if run_id(c.to_dict()) not in done]
+    damaged = []
+    if verify:
+        for rid in ids:
+            if rid in done and (why := store.check_run(rid)) is not None:
+                print(f"run {rid}: {why}; re-training", file=sys.stderr, flush=True)
+                damaged.append(rid)
+                done.discard(rid)
+    todo = [c for c, rid in zip(configs, ids) if rid not in done]
+    store.last_sweep = {"runs": len(configs), "stored": len(configs) - len(todo), "damaged": damaged,
+                        "trained": len(todo)}
     chunks = _chunks(todo, spec.group_size)
 
     def save(model: Any, metrics: dict[str, Any]) -> None:
@@ -273,9 +394,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    """The spec file's fields (if ``--spec``) overridden by the grid flags, checked as a whole."""
     data: dict[str, Any] = {}
-    if args.spec:
-        data = load_spec(args.spec).to_dict()
+    path = Path(args.spec) if args.spec else None
+    if path is not None:
+        data = _parse_spec_file(path)
     if args.n:
         data["n"] = [int(v) for v in args.n.split(",") if v]
     if args.r:
@@ -291,11 +414,10 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     if args.rug:
         data["rug"] = args.rug
     if args.steps is not None:
-        data.setdefault("train", {})["steps"] = args.steps
-    for key in ("n", "r", "p"):
-        if key not in data:
-            raise ValueError(f"{key} is required (give --{key} or a --spec file that sets it)")
-    return SweepSpec(**data)
+        if not isinstance(data.get("train", {}), dict):
+            return _spec_from_data(data, path)  # reports the bad train field
+        data["train"] = dict(data.get("train", {}), steps=args.steps)
+    return _spec_from_data(data, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -315,7 +437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"rugtheory.validation.sweep: error: {exc}", file=sys.stderr)
         return 2
-    print(f"{len(store)} runs in {store.db_path} ({time.perf_counter() - start:.1f} s)")
+    info = store.last_sweep
+    print(f"sweep {spec.name}: {info['runs']} runs, {info['trained']} trained ({len(info['damaged'])} of them "
+          f"re-trained after damage), {info['stored']} already stored; {len(store)} runs in {store.db_path} "
+          f"({time.perf_counter() - start:.1f} s)")
     return 0
 
 
