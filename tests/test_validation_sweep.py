@@ -6,10 +6,8 @@ import json
 import math
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
-from rugtheory.validation.store import ResultStore, run_id  # noqa: E402
+from rugtheory.validation.store import KILL_ENV, ResultStore, run_id  # noqa: E402
 from rugtheory.validation.sweep import SweepSpec, expand, load_spec, run_sweep  # noqa: E402
 
 pytestmark = pytest.mark.training
@@ -36,17 +34,6 @@ def _one_thread():
     torch.set_num_threads(1)  # tiny models; a second OpenMP thread only waits on a busy shared machine
     yield
     torch.set_num_threads(old)
-
-
-def _count(db: Path) -> int:
-    try:
-        con = sqlite3.connect(db, timeout=5)
-        try:
-            return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.OperationalError:  # table not created yet
-        return 0
 
 
 def test_spec_files_and_expansion(tmp_path):
@@ -100,39 +87,46 @@ def test_store_round_trip_and_rows(tmp_path):
     assert {r["run_id"]: r["created"] for r in store2.rows()} == created
 
 
-def test_resume_after_sigkill(tmp_path):
-    """Kill a sweep subprocess with SIGKILL mid-way; the rerun keeps finished runs and completes the rest."""
-    train = dict(TINY_TRAIN, steps=1500, stop_on_convergence=False)
-    spec = {"name": "kill", "n": [32], "r": [0.125, 0.25, 0.5, 0.75], "p": [0.05, 0.2], "seeds": [0],
-            "group_size": 1, "rug": "none", "train": train}
+@pytest.mark.parametrize("k, point, stored", [(2, "row", 2), (2, "files", 1)], ids=["after-row", "before-row"])
+def test_resume_after_sigkill(tmp_path, k, point, stored):
+    """SIGKILL the sweep process at a fixed point (the store's test hook: right after the k-th run's row
+    is committed, or after its files are in place but before its row); the rerun keeps the finished
+    runs, trains exactly the others, and ends with the same results as an uninterrupted sweep."""
+    spec = {"name": "kill", "n": [16], "r": [0.25, 0.5], "p": [0.05, 0.2], "seeds": [0], "group_size": 1,
+            "rug": "none", "exact": False, "train": TINY_TRAIN}
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec))
     out = tmp_path / "store"
     cmd = [sys.executable, "-m", "rugtheory.validation.sweep", "--spec", str(spec_path), "--out", str(out), "--threads", "1",
            "--no-progress", "--device", "cpu"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    db = out / "results.sqlite"
-    deadline = time.monotonic() + 120
-    while _count(db) < 2:
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline, "sweep made no progress"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    killed = subprocess.run(cmd, cwd=ROOT, env=dict(env, **{KILL_ENV: f"{k}:{point}"}), capture_output=True,
+                            text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     store = ResultStore(out)
     before = {r["run_id"]: r for r in store.rows()}
     total = len(expand(SweepSpec(**spec)))
-    assert 2 <= len(before) < total, "the kill must land mid-way"
+    assert len(before) == stored and total == 4
+    leftover = {p.name for p in (out / "runs").iterdir()} - set(before)
+    assert len(leftover) == (1 if point == "files" else 0)  # files of the run killed before its row
     files_before = {rid: (out / "runs" / rid / "weights.safetensors").read_bytes() for rid in before}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert f"sweep kill: 4 runs, {total - stored} trained (0 of them re-trained after damage), {stored} already " \
+           "stored" in done.stdout
+    assert "re-training" not in done.stderr
     after = {r["run_id"]: r for r in ResultStore(out).rows()}
     assert len(after) == total
     for rid, row in before.items():  # finished runs were neither redone nor lost
         assert after[rid]["created"] == row["created"]
         assert (out / "runs" / rid / "weights.safetensors").read_bytes() == files_before[rid]
+    # identical to an uninterrupted sweep (one model per chunk, one thread: deterministic)
+    reference = run_sweep(SweepSpec(**spec), tmp_path / "reference", progress=False, device="cpu")
+    for row in reference.rows():
+        rid = row["run_id"]
+        assert after[rid]["heldout_loss"] == row["heldout_loss"] and after[rid]["steps_run"] == row["steps_run"]
+        assert (out / "runs" / rid / "weights.safetensors").read_bytes() == \
+            (tmp_path / "reference" / "runs" / rid / "weights.safetensors").read_bytes()
     assert all(r["status"] == "ok" and math.isfinite(r["heldout_loss"]) for r in after.values())
 
 
