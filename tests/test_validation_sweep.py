@@ -139,6 +139,8 @@ def test_ray_backend_matches_local(tmp_path):
     try:
         remote = {r["run_id"]: r for r in run_sweep(spec, tmp_path / "ray", backend="ray", progress=False,
                                                      device="cpu").rows()}
+        again = run_sweep(spec, tmp_path / "ray", backend="ray", progress=False, device="cpu")  # resumes: nothing to do
+        assert again.last_sweep == {"runs": 2, "stored": 2, "damaged": [], "trained": 0}
     finally:
         ray.shutdown()
     assert remote.keys() == local.keys()
