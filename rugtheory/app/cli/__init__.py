@@ -6,13 +6,18 @@ heavy at module level (no sympy, matplotlib or torch), so ``rugtheory predict``
 stays fast; heavy imports happen inside ``run``.
 
 Errors: a ``ValueError`` raised for bad input becomes a one-line message on stderr
-and exit code 2, never a traceback.
+and exit code 2, never a traceback; so does an ``OSError`` or ``MemoryError`` that escapes a
+subcommand. An option that takes a value may be given once only (``--r 0.5 --r 0.25`` is
+refused), except where a subcommand documents that repeated values accumulate (``predict
+--p/--r``). A closed stdout (``rugtheory predict ... | head -1``) ends the command quietly with
+exit code 141 (128 + SIGPIPE, as a shell reports a tool killed by SIGPIPE); Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,7 +35,31 @@ SUBCOMMANDS: dict[str, str] = {
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every other bad input
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
+
+
+_SEEN = "_rugtheory_options_given"
+
+
+class _StoreOnce(argparse._StoreAction):  # noqa: SLF001
+    """``store`` that refuses a second occurrence of its option (argparse keeps the last silently)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001, ANN204
+        seen = namespace.__dict__.setdefault(_SEEN, set())
+        if self.dest in seen:
+            raise argparse.ArgumentError(self, "given more than once; give each option once")
+        seen.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _store_once(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:  # noqa: SLF001
+        if type(action) is argparse._StoreAction and action.option_strings:  # noqa: SLF001
+            action.__class__ = _StoreOnce
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -40,6 +69,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, module_name in SUBCOMMANDS.items():
         if only is None or name == only:
             importlib.import_module(module_name).add_parser(sub)
+    for subparser in sub.choices.values():
+        _store_once(subparser)
     return parser
 
 
@@ -48,9 +79,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = argv[0] if argv else None
     parser = build_parser(first if first in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
+    vars(args).pop(_SEEN, None)
     module = importlib.import_module(SUBCOMMANDS[args.command])
+
+    def fail(message: str, code: int = 2) -> int:
+        print(f"rugtheory {args.command}: error: {_one_line(message)}", file=sys.stderr)
+        return code
+
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
     except ValueError as exc:
-        print(f"rugtheory {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
+    except MemoryError:
+        return fail("out of memory; try a smaller problem")
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(f"{where}{exc.strerror or exc}")
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush of a closed pipe stays silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured stdout)
+        pass

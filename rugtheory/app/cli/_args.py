@@ -1,0 +1,151 @@
+"""Argument checks shared by the subcommands: output paths, value lists, memory.
+
+Every check raises ``ValueError`` whose message starts with the option it is about
+(``--out``, ``--csv``, ``--n`` ...); :func:`rugtheory.app.cli.main` prints it as one line and
+exits with code 2. Nothing here creates a file or a directory: the checks run before any work
+starts, so that a bad path fails at once instead of after the computation.
+Only the standard library is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "check_output_file",
+    "check_output_dir",
+    "make_output_dir",
+    "parse_list",
+    "available_memory",
+    "fmt_bytes",
+    "check_fits_memory",
+]
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_output_file(path: str, flag: str) -> Path:
+    """``path`` names a file that can be written: not empty, not a directory, its folder exists."""
+    if not path:
+        raise ValueError(f"{flag} must name a file, got an empty path")
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag} must name a file, but {path!r} is a directory")
+    parent = p.parent
+    if not parent.exists():
+        raise ValueError(f"{flag} {path!r}: folder {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise ValueError(f"{flag} {path!r}: {str(parent)!r} is not a directory")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ValueError(f"{flag} {path!r}: permission denied")
+    if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path!r}: cannot create a file in {str(parent)!r} (permission denied)")
+    return p
+
+
+def check_output_dir(path: str, flag: str) -> Path:
+    """``path`` is a writable directory or can be created as one (missing parents included)."""
+    if not path:
+        raise ValueError(f"{flag} must name a directory, got an empty path")
+    p = Path(path)
+    if p.exists():
+        if not p.is_dir():
+            raise ValueError(f"{flag} must name a directory, but {path!r} is a file")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise ValueError(f"{flag} {path!r}: directory is not writable")
+        return p
+    base = _nearest_existing(p.parent if str(p.parent) else Path("."))
+    if not base.is_dir():
+        raise ValueError(f"{flag} {path!r}: {str(base)!r} is a file, not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path!r}: cannot create it in {str(base)!r} (permission denied)")
+    return p
+
+
+def make_output_dir(path: Path, flag: str) -> Path:
+    """Create the directory checked by :func:`check_output_dir` (an OSError becomes a ValueError)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{flag} {str(path)!r}: cannot create the directory: {_why(exc)}") from None
+    return path
+
+
+def parse_list(text: str, flag: str, kind: type, *, linspace: bool = False) -> list:
+    """``"a,b,c"`` (or ``"linspace:a:b:k"`` when ``linspace``) as a list of ``kind`` (int or float).
+
+    ``linspace:a:b:k`` is ``k >= 2`` evenly spaced values from ``a`` to ``b`` (both included),
+    or ``k = 1`` with ``a = b``; values are ``a + (b - a) i / (k - 1)``.
+    """
+    what = "integers" if kind is int else "numbers"
+    if text is None or not text.strip():
+        raise ValueError(f"{flag} needs at least one value, got {text!r}")
+    if linspace and text.startswith("linspace:"):
+        parts = text.split(":")
+        if len(parts) != 4:
+            raise ValueError(f"{flag} linspace must be linspace:START:STOP:COUNT, got {text!r}")
+        try:
+            a, b = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise ValueError(f"{flag} linspace START and STOP must be numbers, got {text!r}") from None
+        try:
+            k = int(parts[3])
+        except ValueError:
+            raise ValueError(f"{flag} linspace COUNT must be an integer, got {parts[3]!r} in {text!r}") from None
+        if k < 1 or (k == 1 and a != b):
+            raise ValueError(f"{flag} linspace COUNT must be >= 2 (or 1 with START = STOP), got {k} in {text!r}")
+        if k > 100_000:
+            raise ValueError(f"{flag} linspace COUNT must be at most 100000, got {k}")
+        return [a + (b - a) * i / (k - 1) for i in range(k)] if k > 1 else [a]
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            raise ValueError(f"{flag} must be comma-separated {what} without empty items, got {text!r}")
+        try:
+            out.append(kind(item))
+        except ValueError:
+            hint = " or linspace:START:STOP:COUNT" if linspace else ""
+            raise ValueError(f"{flag} must be comma-separated {what}{hint}, got {item!r} in {text!r}") from None
+    return out
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (``MemAvailable``), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PB"  # pragma: no cover
+
+
+def check_fits_memory(needed: float, flag: str, what: str) -> None:
+    """Refuse when ``needed`` bytes exceed the available memory (skipped when that is unknown)."""
+    avail = available_memory()
+    if avail is not None and needed > avail:
+        raise ValueError(f"{flag}: {what} needs about {fmt_bytes(needed)} of memory, "
+                         f"but only {fmt_bytes(avail)} is available")
