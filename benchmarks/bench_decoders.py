@@ -51,7 +51,7 @@ def bench_oracle() -> dict[str, float]:
     worst: dict[str, float] = {}
     for p, r in points:
         for dec in ("relu", "jumprelu_gain", "jumprelu_shift"):
-            opt = decoders._optimise(dec, np.array(p), np.array(r))
+            opt = decoders.thresholded_decoder_optimum(dec, np.array(p), np.array(r))
             if not np.isfinite(opt.threshold):
                 continue  # the unclipped limit: the affine/gain-only closed form
             ref = decoders_oracle.thresholded_loss_at(dec, float(opt.threshold), p, r, dps=30)

@@ -15,10 +15,7 @@ import numpy as np
 
 def _clear_caches() -> None:
     import rugtheory.constructions.phase_map as pm
-    from rugtheory.constructions import structures
-    structures._clear_optimizer_cache()
-    structures._corners.cache_clear()
-    pm._HULL_CACHE.clear()
+    pm.clear_caches()
 
 
 def _single_point_seconds(p: float, r: float) -> tuple[float, float]:

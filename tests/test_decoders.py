@@ -88,7 +88,7 @@ ORACLE_CASES = [
 
 @pytest.mark.parametrize("decoder,p,r", ORACLE_CASES)
 def test_thresholded_optimum_matches_mpmath_oracle(decoder: str, p: float, r: float) -> None:
-    opt = decoders._optimise(decoder, np.array(p), np.array(r))
+    opt = decoders.thresholded_decoder_optimum(decoder, np.array(p), np.array(r))
     theta = float(opt.threshold)
     assert np.isfinite(theta)
     ref = decoders_oracle.thresholded_loss_at(decoder, theta, p, r, dps=30)
@@ -99,7 +99,7 @@ def test_thresholded_optimum_matches_mpmath_oracle(decoder: str, p: float, r: fl
 @pytest.mark.parametrize("p,r", [(1e-9, 0.3), (0.045, 0.25), (0.6, 0.02)])
 def test_optimum_beats_a_brute_force_threshold_scan(decoder: str, p: float, r: float) -> None:
     """The golden-section optimum is at least as good as every point of a dense scan in θ/s."""
-    opt = decoders._optimise(decoder, np.array(p), np.array(r))
+    opt = decoders.thresholded_decoder_optimum(decoder, np.array(p), np.array(r))
     s = float(opt.s)
     t = np.linspace(-40.0, 16.0, 4001)
     scan, _, _ = decoders.thresholded_loss_at(decoder, t * s, p, r)

@@ -194,10 +194,10 @@ def test_batched_optimisation_is_the_one_at_a_time_optimisation() -> None:
     # exactly what optimising that construction alone gives (same arithmetic, row by row).
     p = np.array([1e-5, 0.02, 0.4])
     cons = [antipodal_pairs(), regular_simplex(5), regular_polygon(6)]
-    structures._clear_optimizer_cache()
+    structures.clear_caches()
     alone = [optimal_structure_loss(c, p) for c in cons]
-    structures._clear_optimizer_cache()
-    structures._prefetch_optima(cons, p)
+    structures.clear_caches()
+    structures.prefetch_optima(cons, p)
     for c, a in zip(cons, alone):
         b = optimal_structure_loss(c, p)
         for x, y in ((a.loss, b.loss), (a.gain, b.gain), (a.bias, b.bias)):

@@ -30,10 +30,11 @@ import numpy as np
 from rugtheory.theory.checks import check_probability, check_ratio
 from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.optimum import optimal_symmetric_loss
+from rugtheory.constructions.structures import clear_caches as structures_clear_caches
 from rugtheory.constructions.structures import (
     Construction,
     PairedRug,
-    _prefetch_optima,
+    prefetch_optima,
     dropped_loss,
     optimal_paired_rug_loss,
     optimal_structure_loss,
@@ -44,6 +45,7 @@ from rugtheory.constructions.structures import (
 )
 
 __all__ = [
+    "clear_caches",
     "Component",
     "ExpectedStructure",
     "PhaseMap",
@@ -171,7 +173,7 @@ def _vertices(p: np.ndarray, constructions: list[Construction], prug: PairedRug 
     """All envelope ingredients at each p (list over p); ``prug``: paired rugs at the grid ratios if known."""
     rug = optimal_symmetric_loss(p[:, None], RUG_RATIO_GRID[None, :])
     v = dropped_loss(p)
-    _prefetch_optima(constructions, p)  # every polytope and the untied pairs in one batch
+    prefetch_optima(constructions, p)  # every polytope and the untied pairs in one batch
     opts = [optimal_structure_loss(c, p) for c in constructions]
     if prug is None:
         prug = _paired_rugs(p, np.empty(0))[0]
@@ -219,6 +221,12 @@ def _envelope(hull: list[_Vertex], r: np.ndarray) -> tuple[np.ndarray, np.ndarra
 #: (p, ratio grids) -> lower hull of the default ingredients, so that expected_structure at several r and one p
 #: (``rugtheory predict``) builds the hull once. Bounded; the results do not depend on it.
 _HULL_CACHE: dict[tuple[float, bytes, bytes], list[_Vertex]] = {}
+
+
+def clear_caches() -> None:
+    """Forget the cached lower hulls and every cached structure optimum (cold-cache timings)."""
+    _HULL_CACHE.clear()
+    structures_clear_caches()
 
 
 def _standard() -> list[Construction]:

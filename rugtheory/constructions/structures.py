@@ -61,10 +61,13 @@ from itertools import product
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_probability, check_seed
+from rugtheory.theory.gauss_legendre import gauss_legendre
 from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.data import sample_sparse_uniform
 
 __all__ = [
+    "clear_caches",
+    "prefetch_optima",
     "Construction",
     "OptimizedStructure",
     "MAX_SIMPLEX_K",
@@ -414,9 +417,10 @@ _OPT_CACHE: dict[tuple[tuple[float, ...], tuple[float, ...]], tuple[np.ndarray, 
 _CACHE_SIZE = 2048
 
 
-def _clear_optimizer_cache() -> None:
-    """Forget every cached optimum (benchmarks time cold caches)."""
+def clear_caches() -> None:
+    """Forget every cached optimum and box-spline corner table (benchmarks and tests time cold caches)."""
     _OPT_CACHE.clear()
+    _corners.cache_clear()
 
 
 def _optimize_many(coeff_keys: list[tuple[float, ...]], p_key: tuple[float, ...],
@@ -440,7 +444,7 @@ def _untied_keys(t: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return (round(-t, 15),), (round(-1.0 / t, 15),)
 
 
-def _prefetch_optima(constructions: list[Construction], p: np.ndarray | float, *, untied: bool = True) -> None:
+def prefetch_optima(constructions: list[Construction], p: np.ndarray | float, *, untied: bool = True) -> None:
     """Optimise the constructions (and the untied pairs' single-partner problems) at ``p`` in one batch.
 
     Later calls of :func:`optimal_structure_loss` / :func:`optimal_untied_pairs` at the same ``p``
@@ -522,7 +526,7 @@ def mixture_weights(parts: list[tuple[Construction | str, int, float, float]],
 # a rug of antipodal pairs
 
 
-_GL12_X, _GL12_W = np.polynomial.legendre.leggauss(12)
+_GL12_X, _GL12_W = gauss_legendre(12)
 _GL12_X, _GL12_W = (_GL12_X + 1.0) / 2.0, _GL12_W / 2.0
 
 

@@ -25,6 +25,8 @@ import numpy as np
 from scipy import special
 
 from rugtheory.theory.checks import check_probability, check_ratio, check_seed, check_int, check_finite
+from rugtheory.theory.gauss_legendre import gauss_legendre_unit
+from rugtheory.theory.normal import mills_ratio, norm_pdf
 from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.data import sample_sparse_uniform
 
@@ -41,7 +43,6 @@ __all__ = [
     "sample_channel",
 ]
 
-_SQRT2 = np.sqrt(2.0)
 _SQRT2PI = np.sqrt(2.0 * np.pi)
 _LOG_SQRT2PI = 0.5 * np.log(2.0 * np.pi)
 
@@ -52,9 +53,7 @@ _LOG_SQRT2PI = 0.5 * np.log(2.0 * np.pi)
 _LAGUERRE_FROM = 2.0
 _LAG_X, _LAG_W = special.roots_laguerre(48)
 # Gauss–Legendre rule on [0, 1] for narrow truncated-normal intervals.
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(24)
-_GL_X = 0.5 * (_GL_X + 1.0)
-_GL_W = 0.5 * _GL_W
+_GL_X, _GL_W = gauss_legendre_unit(24)
 _FACT = (1.0, 1.0, 2.0, 6.0, 24.0, 120.0)
 
 
@@ -79,13 +78,6 @@ def channel_scale(p: float | np.ndarray, r: float | np.ndarray) -> np.ndarray:
     return np.sqrt(v * (1.0 - r) / r)
 
 
-def _phi(x: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * x * x) / _SQRT2PI
-
-
-def _mills(a: np.ndarray) -> np.ndarray:
-    """Mills ratio Q(a)/φ(a) for a >= 0 (erfcx form, no underflow)."""
-    return np.sqrt(np.pi / 2.0) * special.erfcx(a / _SQRT2)
 
 
 def scaled_repeated_normal_integral(n: int, a: np.ndarray, *, precise: bool = True) -> np.ndarray:
@@ -100,7 +92,7 @@ def scaled_repeated_normal_integral(n: int, a: np.ndarray, *, precise: bool = Tr
     """
     a = np.asarray(a, dtype=np.float64)
     if not precise and n <= 2:
-        M = _mills(a)
+        M = mills_ratio(a)
         if n == 0:
             return M
         if n == 1:
@@ -110,7 +102,7 @@ def scaled_repeated_normal_integral(n: int, a: np.ndarray, *, precise: bool = Tr
     small = a < _LAGUERRE_FROM
     if small.any():
         x = -a[small]
-        out[small] = _closed_form_I(n, x) / _phi(x)
+        out[small] = _closed_form_I(n, x) / norm_pdf(x)
     big = ~small
     if big.any():
         ab = a[big][..., None]
@@ -121,7 +113,7 @@ def scaled_repeated_normal_integral(n: int, a: np.ndarray, *, precise: bool = Tr
 
 def _closed_form_I(n: int, x: np.ndarray) -> np.ndarray:
     Phi = special.ndtr(x)
-    ph = _phi(x)
+    ph = norm_pdf(x)
     if n == 0:
         return Phi
     if n == 1:
@@ -152,7 +144,7 @@ def repeated_normal_integral(n: int, x: float | np.ndarray) -> np.ndarray:
     neg = ~pos
     if neg.any():
         a = -x[neg]
-        out[neg] = _phi(a) * scaled_repeated_normal_integral(n, a)
+        out[neg] = norm_pdf(a) * scaled_repeated_normal_integral(n, a)
     return out
 
 
@@ -273,7 +265,7 @@ def truncated_normal_moments(alpha: float | np.ndarray, beta: float | np.ndarray
         if wide.any():
             aw, bw = a[wide], b[wide]
             Z = special.ndtr(bw) - special.ndtr(aw)  # >= Φ(2)−Φ(0) ~ 0.48 when the mode is inside
-            pa, pb = _phi(aw), np.where(np.isfinite(bw), _phi(np.where(np.isfinite(bw), bw, 0.0)), 0.0)
+            pa, pb = norm_pdf(aw), np.where(np.isfinite(bw), norm_pdf(np.where(np.isfinite(bw), bw, 0.0)), 0.0)
             bpb = np.where(np.isfinite(bw), bw * pb, 0.0)
             mean = (pa - pb) / Z
             v = 1.0 + (aw * pa - bpb) / Z - mean * mean

@@ -41,6 +41,8 @@ import numpy as np
 from scipy import special
 
 from rugtheory.theory.checks import check_probability, check_ratio
+from rugtheory.theory.gauss_legendre import gauss_legendre
+from rugtheory.theory.normal import mills_ratio, norm_pdf
 from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.channel import (
     channel_scale,
@@ -49,6 +51,7 @@ from rugtheory.theory.channel import (
 )
 
 __all__ = [
+    "thresholded_decoder_optimum",
     "DECODERS",
     "DecoderOptimum",
     "DecoderTable",
@@ -76,14 +79,11 @@ DECODERS: tuple[str, ...] = (
 )
 
 _SQRT2PI = np.sqrt(2.0 * np.pi)
-_GL16_X, _GL16_W = np.polynomial.legendre.leggauss(16)
+_GL16_X, _GL16_W = gauss_legendre(16)
 _PANEL_OFFSETS = np.array([-16.0, -10.0, -6.0, -3.0, -1.0, 0.0, 1.0, 3.0, 6.0, 10.0, 16.0])
 _T_LO, _T_HI = -40.0, 16.0  # threshold scan in t = θ/s; beyond -40 nothing is clipped (Φ(-40) = 0)
 _GOLDEN_ITERS = 36  # bracket 2 * 0.618^36 ~ 6e-8 in t: loss error ~ (Δt)² ~ 1e-15 relative
 
-
-def _phi(x: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * x * x) / _SQRT2PI
 
 
 def zero_decoder_loss(p: float | np.ndarray) -> np.ndarray:
@@ -152,7 +152,7 @@ def _moments(u: np.ndarray, theta: np.ndarray, s: np.ndarray, *, precise: bool, 
     a = (theta - u) / s  # y > θ  <=>  Z > a
     c = u / s
     Qa = special.ndtr(-a)
-    ph = _phi(a)
+    ph = norm_pdf(a)
     s2 = s * s
     out = {
         "G0": Qa,  # P(y > θ)
@@ -328,7 +328,15 @@ def _thresholded(decoder: str, theta: np.ndarray, p: np.ndarray, s: np.ndarray) 
     return np.maximum(loss, 0.0), gain, shift
 
 
-def _optimise(decoder: str, p: np.ndarray, r: np.ndarray) -> DecoderOptimum:
+def thresholded_decoder_optimum(decoder: str, p: float | np.ndarray, r: float | np.ndarray) -> DecoderOptimum:
+    """Optimal threshold and linear parameters of a thresholded decoder on the channel (docs/theory.md §5).
+
+    ``decoder`` is "relu", "jumprelu_gain" or "jumprelu_shift". The threshold t = θ/s is found by a
+    coarse scan in t, golden-section refinement and a parabolic polish (reproducible to ~1e-12,
+    docs/theory.md §13); the unclipped limit θ → −∞ is compared too.
+    """
+    if decoder not in ("relu", "jumprelu_gain", "jumprelu_shift"):
+        raise ValueError(f"decoder must be one of 'relu', 'jumprelu_gain', 'jumprelu_shift', got {decoder!r}")
     p, r = np.broadcast_arrays(check_probability(p), check_ratio(r))
     s = channel_scale(p, r)
     shape = p.shape
@@ -451,12 +459,12 @@ def relu_decoder_optimum(p: float | np.ndarray, r: float | np.ndarray) -> Decode
     Same value as :func:`rugtheory.optimal_symmetric_loss` (``gain = a*``, ``shift = b*``),
     computed by a different route (Stein-form moments in y instead of G1/G2 integrals in x).
     """
-    return _optimise("relu", p, r)
+    return thresholded_decoder_optimum("relu", p, r)
 
 
 def jumprelu_decoder_optimum(p: float | np.ndarray, r: float | np.ndarray, *, shift: bool = False) -> DecoderOptimum:
     """JumpReLU ``c y 1[y > θ]`` (``shift=False``) or ``(c y + d) 1[y > θ]`` (``shift=True``)."""
-    return _optimise("jumprelu_shift" if shift else "jumprelu_gain", p, r)
+    return thresholded_decoder_optimum("jumprelu_shift" if shift else "jumprelu_gain", p, r)
 
 
 def topk_large_n_optimum(p: float | np.ndarray, r: float | np.ndarray) -> DecoderOptimum:

@@ -62,6 +62,7 @@ from functools import lru_cache
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_probability, check_seed
+from rugtheory.theory.gauss_legendre import gauss_legendre_unit
 from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.weights import row_parameters
 
@@ -147,7 +148,7 @@ def check_weights(W: object, b: object, p: object) -> tuple[np.ndarray, np.ndarr
 # the error profile l(nu) and its average over one uniform
 
 
-_GL2 = np.array([0.5 - 0.5 / math.sqrt(3.0), 0.5 + 0.5 / math.sqrt(3.0)])
+_GL2 = gauss_legendre_unit(2)[0]  # the 2-point rule on [0, 1] (weights 1/2 each)
 
 
 def _relu(x: np.ndarray) -> np.ndarray:

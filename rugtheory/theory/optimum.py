@@ -32,16 +32,17 @@ import numpy as np
 
 from rugtheory.theory.checks import check_probability, check_ratio
 from rugtheory.theory.display import with_compact_repr
+from rugtheory.theory.gauss_legendre import gauss_legendre_unit
 from rugtheory.theory.channel import scaled_repeated_normal_integral
 from rugtheory.theory.normal import SQRT_2PI, norm_cdf, relu_gaussian_moments
 from rugtheory.theory.symmetric import (
-    _GL_W,
-    _GL_X,
     interference_scale,
     relu_gaussian_mean,
     relu_gaussian_second_moment,
     symmetric_loss,
 )
+
+_GL_X, _GL_W = gauss_legendre_unit(24)  # docs/theory.md §3: exact to rounding where |a| <= sigma
 
 __all__ = [
     "SymmetricOptimum",
@@ -72,6 +73,8 @@ S_SMALL = 1e-3
 S_HUGE = 1e100
 #: Smallest accepted r: below it θ* = -p(1-r)/(2r) of the affine regime is not a finite float.
 R_MIN = 1e-300
+#: Smallest accepted p, the smallest normal float64: below it v = p/3 - p²/4 and s lose precision.
+P_MIN = float(np.finfo(np.float64).tiny)
 
 
 def zero_loss(p: np.ndarray | float) -> np.ndarray:
@@ -303,6 +306,73 @@ def _search(p: np.ndarray, r: np.ndarray, s: np.ndarray) -> np.ndarray:
     return best_theta
 
 
+def _small_s_objective(tau: np.ndarray, s: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""min over the gain of :math:`L/(p s^2)` at θ = sτ, and the minimising α (a = 1 + sα).
+
+    With u = x/s and :math:`M_k(t) = E[(t+Z)_+^k]`, the on-feature error integrates exactly to
+    :math:`s^2[\alpha^2/3 - \alpha(1+s\alpha)\tau + (1+s\alpha)^2(1+\tau^2) - s M_3(\tau)(1+s\alpha)(2+s\alpha)/3]`
+    (the data range u ≤ 1/s is taken as infinite in the two kink terms, an error below
+    :math:`\varphi(1/s - \tau)`, i.e. nil for s ≤ ``S_SMALL``), and the x = 0 atom to
+    :math:`(1-p)(1+s\alpha)^2 s^2 M_2(-\tau)`. So :math:`L/(ps^2) = A\alpha^2 + B\alpha + C` with
+    :math:`Q = \frac{1-p}{p}M_2(-\tau)`,
+
+    .. math::
+        A = Qs^2 + \tfrac13 - s\tau + s^2(1+\tau^2) - s^3M_3/3,\quad
+        B = 2sQ - \tau + 2s(1+\tau^2) - s^2M_3,\quad C = Q + 1 + \tau^2 - 2sM_3/3,
+
+    minimised at :math:`\alpha = -B/(2A)`. As s → 0 this is the reduced problem
+    :math:`K(p) = \min_\tau[1 + \tau^2/4 + Q(\tau)]` of docs/theory.md §6. Points with
+    :math:`Qs^2 > 10^{-2}` (the x = 0 atom dominates, the optimum is elsewhere and C − B²/4A would
+    cancel) are returned as +inf.
+    """
+    q2, _ = _off_terms(tau * s, s, p)  # = Q s^2
+    m3 = relu_gaussian_moments(tau, 3)[3]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        q = q2 / (s * s)
+        big = 1.0 + tau * tau
+        A = q2 + 1.0 / 3.0 - s * tau + s * s * big - s**3 * m3 / 3.0
+        B = 2.0 * s * q - tau + 2.0 * s * big - s * s * m3
+        C = q + big - 2.0 * s * m3 / 3.0
+        alpha = -B / (2.0 * A)
+        g = C - B * B / (4.0 * A)
+    good = np.isfinite(g) & np.isfinite(alpha) & (q2 <= 1e-2) & (A > 0)
+    return np.where(good, g, np.inf), np.where(good, alpha, 0.0)
+
+
+def _small_s_optimum(p: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """τ*, α*, Λ* = L*/(p s²) for 1-d arrays with 0 < s <= ``S_SMALL``.
+
+    τ on a grid of step 1/8 over [-6, 44] (τ* ≈ sqrt(2 ln(1/p)) <= 38.6 for p >= 5e-324), then
+    golden-section search in the best cell's neighbours (60 steps: τ to ~1e-13, Λ to rounding,
+    since Λ is stationary in τ there).
+    """
+    grid = np.arange(-48, 353) / 8.0
+    T = np.broadcast_to(grid[None, :], (p.size, grid.size))
+    P = np.broadcast_to(p[:, None], T.shape)
+    S = np.broadcast_to(s[:, None], T.shape)
+    g, _ = _small_s_objective(T, S, P)
+    j = np.argmin(g, axis=1)
+    lo = grid[np.maximum(j - 1, 0)]
+    hi = grid[np.minimum(j + 1, grid.size - 1)]
+    inv = (np.sqrt(5.0) - 1.0) / 2.0
+    x1, x2 = hi - inv * (hi - lo), lo + inv * (hi - lo)
+    f1, f2 = _small_s_objective(x1, s, p)[0], _small_s_objective(x2, s, p)[0]
+    for _ in range(60):
+        left = f1 < f2  # the minimum lies in [lo, x2]
+        hi = np.where(left, x2, hi)
+        lo = np.where(left, lo, x1)
+        x1, x2 = np.where(left, hi - inv * (hi - lo), x2), np.where(left, x1, lo + inv * (hi - lo))
+        fe = _small_s_objective(np.where(left, x1, x2), s, p)[0]
+        f1, f2 = np.where(left, fe, f2), np.where(left, f1, fe)
+    tau = 0.5 * (lo + hi)
+    lam, alpha = _small_s_objective(tau, s, p)
+    best = g[np.arange(p.size), j]
+    use_grid = ~(lam <= best)
+    tau = np.where(use_grid, grid[j], tau)
+    lam2, alpha2 = _small_s_objective(tau, s, p)
+    return tau, np.where(use_grid, alpha2, alpha), np.where(use_grid, lam2, lam)
+
+
 def optimal_symmetric_loss(p: np.ndarray | float, r: np.ndarray | float) -> SymmetricOptimum:
     r"""Optimal symmetric per-feature loss :math:`L^*(p, r)` and its optimiser (docs/theory.md §4).
 
@@ -331,6 +401,16 @@ def optimal_symmetric_loss(p: np.ndarray | float, r: np.ndarray | float) -> Symm
     """
     p = check_probability(p)
     r = check_ratio(r)
+    tiny = p < P_MIN
+    if tiny.any():
+        raise ValueError(
+            f"p must be in [{P_MIN!r}, 1] for L* (below it v = p/3 - p²/4 is subnormal), got {float(p[tiny].flat[0])!r}"
+        )
+    tiny = r < R_MIN
+    if tiny.any():
+        raise ValueError(
+            f"r must be in [{R_MIN:g}, 1] for L* (below it θ* = -p(1-r)/(2r) overflows), got {float(r[tiny].flat[0])!r}"
+        )
     p, r = np.broadcast_arrays(p, r)
     shape = p.shape
     pf, rf = p.ravel().astype(np.float64), r.ravel().astype(np.float64)
@@ -338,15 +418,35 @@ def optimal_symmetric_loss(p: np.ndarray | float, r: np.ndarray | float) -> Symm
     s = interference_scale(pf, rf)
     theta = np.zeros_like(pf)
     a = np.ones_like(pf)
+    loss = np.zeros_like(pf)
+    small = (s > 0) & (s <= S_SMALL)
+    mid = (s > S_SMALL) & (s <= S_HUGE)
+    if small.any():
+        ps, ss = pf[small], s[small]
+        tau, alpha, lam = _small_s_optimum(ps, ss)
+        theta[small] = ss * tau
+        a[small] = 1.0 + ss * alpha
+        loss[small] = (ps * lam) * (ss * ss)
+    if mid.any():
+        th = _search(pf[mid], rf[mid], s[mid])
+        n, d, _, _ = _moments(th, s[mid], pf[mid])
+        theta[mid] = th
+        a[mid] = n / d
+        loss[mid] = symmetric_loss(a[mid], -a[mid] * th, a[mid] * s[mid], pf[mid])
+    # The affine optimum a = r, b = p(1-r)/2 (θ = -p(1-r)/(2r)) with the ReLU applied: the ReLU is
+    # the projection onto [0, inf) and x >= 0, so its loss is <= (1-r)v; it is the answer where
+    # the noise dominates (s > S_HUGE) and a floor everywhere else.
     live = s > 0
-    if live.any():
-        th = _search(pf[live], rf[live], s[live])
-        n, d, _, _ = _moments(th, s[live], pf[live])
-        theta[live] = th
-        a[live] = n / d
+    lin = (1.0 - rf) * v
+    b_aff = 0.5 * pf * (1.0 - rf)
+    loss_aff = np.where(live, symmetric_loss(rf, b_aff, rf * s, pf), 0.0)
+    use_aff = live & ((s > S_HUGE) | (loss_aff < loss))
+    theta = np.where(use_aff, -b_aff / rf, theta)
+    a = np.where(use_aff, rf, a)
+    loss = np.where(use_aff, loss_aff, loss)
+    loss = np.minimum(loss, lin)  # (1-r)v is an upper bound of L*; removes rounding excess only
     b = -a * theta
     sigma = a * s
-    loss = np.where(live, symmetric_loss(a, b, sigma, pf), 0.0)
     fields = dict(
         p=pf, r=rf, loss=loss, a=a, b=b, sigma=sigma, theta=theta, s=s,
         zero_loss=pf / 3.0, linear_loss=(1.0 - rf) * v, linear_loss_no_bias=(1.0 - rf) * v,

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_nonnegative, check_probability, check_ratio
+from rugtheory.theory.gauss_legendre import gauss_legendre_unit
 from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.normal import CF_THRESHOLD, PHI0, laplace_tails, mills_ratio, norm_cdf, norm_pdf, relu_gaussian_moments
 
@@ -54,9 +55,7 @@ __all__ = [
 
 #: |a|/sigma at or below which the x-integral is done by Gauss–Legendre quadrature (smooth integrand).
 GL_SWITCH = 1.0
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(24)
-_GL_X = 0.5 * (_GL_X + 1.0)
-_GL_W = 0.5 * _GL_W
+_GL_X, _GL_W = gauss_legendre_unit(24)
 
 
 @with_compact_repr
