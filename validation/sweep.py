@@ -365,13 +365,23 @@ def _run_ray(chunks, spec, device, address, num_gpus, save, bar) -> None:  # noq
                 bar.update(1)
 
 
-def _floats(text: str) -> list[float]:
+def _floats(text: str, name: str = "value") -> list[float]:
     """``"0.1,0.2"`` or ``"linspace:0.002001:0.8:20"``."""
-    if text.startswith("linspace:"):
-        _, a, b, k = text.split(":")
-        k = int(k)
-        return [float(a) + (float(b) - float(a)) * i / (k - 1) for i in range(k)] if k > 1 else [float(a)]
-    return [float(v) for v in text.split(",") if v]
+    try:
+        if text.startswith("linspace:"):
+            _, a, b, k = text.split(":")
+            k = int(k)
+            return [float(a) + (float(b) - float(a)) * i / (k - 1) for i in range(k)] if k > 1 else [float(a)]
+        return [float(v) for v in text.split(",") if v]
+    except ValueError:
+        raise ValueError(f"--{name} must be comma-separated real numbers or linspace:a:b:k, got {text!r}") from None
+
+
+def _ints(text: str, name: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise ValueError(f"--{name} must be comma-separated integers, got {text!r}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -400,13 +410,13 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     if path is not None:
         data = _parse_spec_file(path)
     if args.n:
-        data["n"] = [int(v) for v in args.n.split(",") if v]
+        data["n"] = _ints(args.n, "n")
     if args.r:
-        data["r"] = _floats(args.r)
+        data["r"] = _floats(args.r, "r")
     if args.p:
-        data["p"] = _floats(args.p)
+        data["p"] = _floats(args.p, "p")
     if args.seeds:
-        data["seeds"] = [int(v) for v in args.seeds.split(",") if v]
+        data["seeds"] = _ints(args.seeds, "seeds")
     if args.name:
         data["name"] = args.name
     if args.group_size:
