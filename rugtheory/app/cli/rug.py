@@ -8,6 +8,13 @@ Left panel: the heatmap of ``W`` (its top-left ``crop × crop`` block, built fro
 sampled interference ``ν_i = (W x)_i − x_i − μ`` over all rows of fresh samples, against its
 Gaussian law ``N(0, v (1/r − 1))``, with the KS p-value and the exact skewness and excess kurtosis.
 A one-line summary goes to stdout. Only numpy/scipy are imported before ``run``; matplotlib inside.
+
+``--out`` is written exactly as given, as PNG: it must end in ``.png``, its folder must exist
+(nothing is created) and it must not be a directory; the summary line names that path.
+Before drawing, the memory the run needs (about 64 bytes per feature plus the samples) is
+compared with the available memory and a run that cannot fit is refused, naming ``--n``; a run
+expected to take more than half a minute says so on stderr first. ``--samples`` is at most
+:func:`max_samples` (``2^23`` for a power-of-two ``n``) and ``--crop`` at most :data:`MAX_CROP`.
 """
 
 from __future__ import annotations
@@ -17,7 +24,21 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "run", "draw_rug", "rug_from_ratio"]
+__all__ = ["add_parser", "run", "draw_rug", "rug_from_ratio", "max_samples", "MAX_CROP"]
+
+#: Largest ``--crop``: the heatmap is ~600 pixels wide, so a larger block only costs memory.
+MAX_CROP = 4096
+#: Sampled entries of ``W x`` per figure (at most): the sampling cost and the cap on ``--samples``.
+_SAMPLE_BUDGET = 1 << 23
+#: Peak bytes per feature while drawing (kernel, row choice, one sample of x and W x, transforms),
+#: measured ~56 at n = 2^22 ... 2^24; seconds per feature (one core, the 16 samples of a large n).
+_BYTES_PER_FEATURE = 64
+_SECONDS_PER_FEATURE = 4e-6
+
+
+def max_samples(n: int) -> int:
+    """The most interference values :func:`draw_rug` draws for ``n`` features (``2^23`` for n = 2^k)."""
+    return min(_SAMPLE_BUDGET, max(16, _SAMPLE_BUDGET // n) * n)
 
 
 def add_parser(sub: Any) -> None:
@@ -31,12 +52,15 @@ def add_parser(sub: Any) -> None:
     size.add_argument("--r", type=float, help="compression ratio m/n in (0, 1]; r·n must be an integer")
     size.add_argument("--m", type=int, help="hidden units, 1 <= m <= n")
     ps.add_argument("--seed", type=int, required=True, help="seed of the row choice and of the samples (>= 0)")
-    ps.add_argument("--out", required=True, help="output PNG path")
+    ps.add_argument("--out", required=True, metavar="FILE.png",
+                    help="output PNG, written exactly there (must end in .png; its folder must exist)")
     ps.add_argument("--p", type=float, default=0.05, help="feature probability for the interference panel (default 0.05)")
-    ps.add_argument("--crop", type=int, default=256, help="draw the top-left crop×crop block of W (default 256)")
+    ps.add_argument("--crop", type=int, default=256,
+                    help=f"draw the top-left crop×crop block of W (default 256, at most {MAX_CROP})")
     ps.add_argument("--kind", choices=["hadamard", "fourier"], default="hadamard")
     ps.add_argument("--rows", choices=["random", "first"], default="random")
-    ps.add_argument("--samples", type=int, default=200_000, help="interference values in the histogram (default 200000)")
+    ps.add_argument("--samples", type=int, default=200_000,
+                    help="interference values in the histogram (default 200000; 100 to 2^23 = 8388608)")
 
 
 def rug_from_ratio(n: int, r: float | None, m: int | None, *, seed: int, kind: str, rows: str):  # noqa: ANN201
@@ -73,9 +97,9 @@ def draw_rug(rug: Any, p: float, *, seed: int, path: str | Path, crop: int = 256
 
     p = float(check_probability(p))
     seed = check_seed(seed)
-    crop = check_int(crop, "crop", low=1)
-    samples = check_int(samples, "samples", low=100)
+    crop = check_int(crop, "crop", low=1, high=MAX_CROP)
     n = rug.n
+    samples = check_int(samples, "samples", low=100, high=max_samples(n))
     c = min(crop, n)
     i = np.arange(c)
     idx = (i[:, None] ^ i[None, :]) if rug.kind == "hadamard" else (i[:, None] - i[None, :]) % n
@@ -84,8 +108,8 @@ def draw_rug(rug: Any, p: float, *, seed: int, path: str | Path, crop: int = 256
     rng = np.random.default_rng(np.random.SeedSequence([seed, n, 0x706C6F74]))
     # cost at most ~2^23 sampled entries (and at least 16 samples); KS on up to 64 values per
     # sample, so that the common fluctuation of one sample (its number of active features) is
-    # averaged over many samples
-    n_draw = max(16, min(-(-samples // 64), (1 << 23) // n))
+    # averaged over many samples; n_draw * per >= samples (samples <= max_samples(n))
+    n_draw = max(16, min(-(-samples // min(n, 64)), _SAMPLE_BUDGET // n))
     per = min(n, -(-samples // n_draw))
     mu = rug.mean_shift(p)
     nus = []
@@ -124,19 +148,47 @@ def draw_rug(rug: Any, p: float, *, seed: int, path: str | Path, crop: int = 256
     ax1.set_ylabel("density (log)")
     ax1.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")  # exactly ``path``: no suffix added, no folder created
     plt.close(fig)
     return {"n": n, "m": rug.m, "p": p, "sigma": law.sigma, "ks_pvalue": ks_p, "skewness": law.skewness,
             "excess_kurtosis": law.excess_kurtosis, "lyapunov_ratio": law.lyapunov_ratio, "crop": c}
 
 
-def run(args: argparse.Namespace) -> int:
-    from rugtheory.theory.checks import check_seed
+def _check_out(path: str) -> Path:
+    from rugtheory.app.cli._args import check_output_file
 
+    if path and Path(path).suffix.lower() != ".png" and not Path(path).is_dir():
+        raise ValueError(f"--out must be a .png file, got {path!r}")
+    return check_output_file(path, "--out")
+
+
+def _check_size(n: int, samples: int) -> None:
+    """Refuse a rug that cannot fit in memory; announce one that will take a while."""
+    import sys
+
+    from rugtheory.app.cli._args import check_fits_memory, fmt_bytes
+
+    needed = _BYTES_PER_FEATURE * n + 24 * min(samples, _SAMPLE_BUDGET) + (200 << 20)  # + matplotlib
+    check_fits_memory(needed, "--n", f"n = {n}")
+    seconds = _SECONDS_PER_FEATURE * n
+    if seconds > 30:
+        print(f"rugtheory rug: n = {n} needs about {fmt_bytes(needed)} and roughly {seconds / 60:.0f} min",
+              file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rugtheory.theory.checks import check_int, check_seed
+
+    out = _check_out(args.out)
     seed = check_seed(args.seed)
-    rug = rug_from_ratio(args.n, args.r, args.m, seed=seed, kind=args.kind, rows=args.rows)
-    info = draw_rug(rug, args.p, seed=seed, path=args.out, crop=args.crop, samples=args.samples)
+    n = check_int(args.n, "--n", low=1)
+    check_int(args.crop, "--crop", low=1, high=MAX_CROP)
+    if args.samples > max_samples(n):
+        raise ValueError(f"--samples must be at most {max_samples(n)} for n = {n} (the sampler's cap), "
+                         f"got {args.samples}")
+    _check_size(n, args.samples)
+    rug = rug_from_ratio(n, args.r, args.m, seed=seed, kind=args.kind, rows=args.rows)
+    info = draw_rug(rug, args.p, seed=seed, path=out, crop=args.crop, samples=args.samples)
     print(f"wrote {args.out}: {rug!r}, r={rug.r:g}, p={info['p']:g}, sigma={info['sigma']:.6g}, "
           f"KS p={info['ks_pvalue']:.3g}, skew={info['skewness']:+.4f}, excess kurtosis={info['excess_kurtosis']:+.4f}, "
           f"Lyapunov={info['lyapunov_ratio']:.4g}")
