@@ -622,76 +622,11 @@ class PairedRug:
     bias: np.ndarray
 
 
-#: Brent's minimiser (parabolic steps, golden-section fallback) stops when the bracket around the best
-#: θ is below 2 (1.5e-8 |θ| + _THETA_ATOL): θ to ~1e-8 (the limit set by float64 rounding of a
-#: loss that is stationary in θ), the loss to ~1e-15. Typically 8-15 evaluations instead of the 34
-#: of plain golden section to the same tolerance.
+#: scipy's bracketed minimiser (``scipy.optimize.elementwise.find_minimum``, parabolic steps with a
+#: golden-section fallback, vectorised over grid points) stops when the bracket around the best θ is
+#: below ~1.5e-8 |θ| + _THETA_ATOL: θ to ~1e-8 (the limit set by float64 rounding of a loss that is
+#: stationary in θ), the loss to ~1e-15.
 _THETA_ATOL = 1e-9
-_BRENT_MAX_STEPS = 60
-
-
-def _brent_minimize(func, lo: np.ndarray, hi: np.ndarray, xatol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Brent's bounded minimisation (as ``scipy.optimize.fminbound``), vectorised over rows.
-
-    ``func(x, rows)`` evaluates the objective at ``x`` for the rows ``rows``; each step evaluates only
-    the rows that have not converged. Returns the best point found inside ``(lo, hi)`` and its value.
-    """
-    c_gold = 0.5 * (3.0 - np.sqrt(5.0))
-    sqrt_eps = np.sqrt(2.2e-16)
-    a, b = lo.astype(float).copy(), hi.astype(float).copy()
-    xf = a + c_gold * (b - a)
-    nfc, fulc = xf.copy(), xf.copy()
-    rat, e = np.zeros_like(a), np.zeros_like(a)
-    fx = func(xf, np.arange(a.size))
-    fnfc, ffulc = fx.copy(), fx.copy()
-    for _ in range(_BRENT_MAX_STEPS):
-        xm = 0.5 * (a + b)
-        tol1 = sqrt_eps * np.abs(xf) + xatol / 3.0
-        tol2 = 2.0 * tol1
-        act = np.flatnonzero(np.abs(xf - xm) > tol2 - 0.5 * (b - a))
-        if act.size == 0:
-            break
-        A, B, X, FX, N, FN, U, FU = a[act], b[act], xf[act], fx[act], nfc[act], fnfc[act], fulc[act], ffulc[act]
-        E, RAT, XM, T1, T2 = e[act], rat[act], xm[act], tol1[act], tol2[act]
-        # parabolic fit through (X, FX), (N, FN), (U, FU)
-        r_ = (X - N) * (FX - FU)
-        q_ = (X - U) * (FX - FN)
-        p_ = (X - U) * q_ - (X - N) * r_
-        q_ = 2.0 * (q_ - r_)
-        p_ = np.where(q_ > 0, -p_, p_)
-        q_ = np.abs(q_)
-        try_para = np.abs(E) > T1
-        e_old = E
-        E = np.where(try_para, RAT, E)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            para_ok = try_para & (np.abs(p_) < np.abs(0.5 * q_ * e_old)) & (p_ > q_ * (A - X)) & (p_ < q_ * (B - X))
-            step_para = np.where(para_ok, p_ / np.where(para_ok, q_, 1.0), 0.0)
-        x_para = X + step_para
-        near_edge = ((x_para - A) < T2) | ((B - x_para) < T2)
-        si_m = np.sign(XM - X) + ((XM - X) == 0)
-        step_para = np.where(near_edge, T1 * si_m, step_para)
-        e_gold = np.where(X >= XM, A - X, B - X)
-        golden = ~para_ok
-        E = np.where(golden, e_gold, E)
-        RAT = np.where(golden, c_gold * e_gold, step_para)
-        si = np.sign(RAT) + (RAT == 0)
-        x = X + si * np.maximum(np.abs(RAT), T1)
-        fu = func(x, act)
-        better = fu <= FX
-        # better: the new point becomes the best, the bracket closes on the old best's side
-        A_new = np.where(better, np.where(x >= X, X, A), np.where(x < X, x, A))
-        B_new = np.where(better, np.where(x >= X, B, X), np.where(x < X, B, x))
-        second = ~better & ((fu <= FN) | (N == X))
-        third = ~better & ~second & ((fu <= FU) | (U == X) | (U == N))
-        U_new = np.where(better | second, N, np.where(third, x, U))
-        FU_new = np.where(better | second, FN, np.where(third, fu, FU))
-        N_new = np.where(better, X, np.where(second, x, N))
-        FN_new = np.where(better, FX, np.where(second, fu, FN))
-        a[act], b[act] = A_new, B_new
-        fulc[act], ffulc[act], nfc[act], fnfc[act] = U_new, FU_new, N_new, FN_new
-        xf[act], fx[act] = np.where(better, x, X), np.where(better, fu, FX)
-        e[act], rat[act] = E, RAT
-    return xf, fx
 
 
 def _losses_at_gains_1_2(theta: np.ndarray, p: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -746,9 +681,12 @@ def optimal_paired_rug_loss(p: np.ndarray | float, r: np.ndarray | float) -> Pai
         at_end[e] = _profile(edge[e] + inward[e], pf[e], rf[e]) >= f_theta[e]
     inner = np.flatnonzero(~at_end)
     if inner.size:
-        theta[inner], f_theta[inner] = _brent_minimize(lambda x, i: _profile(x, pf[inner[i]], rf[inner[i]]),
-                                                       lo[inner], hi[inner], _THETA_ATOL)
-    # Brent only approaches the bracket's ends to ~1e-8; where the best θ is a grid end (e.g. θ = -1,
+        from scipy.optimize import elementwise
+
+        res = elementwise.find_minimum(_profile, (lo[inner], grid[inner, k[inner]], hi[inner]),
+                                       args=(pf[inner], rf[inner]), tolerances=dict(xatol=_THETA_ATOL, xrtol=1.5e-8))
+        theta[inner], f_theta[inner] = res.x, res.f_x
+    # The minimiser only approaches the bracket's ends to ~1e-8; where the best θ is a grid end (e.g. θ = -1,
     # the affine regime at dense data) take that end itself, already evaluated on the grid.
     f_lo = vals[rows, np.maximum(k - 1, 0)]
     f_hi = vals[rows, np.minimum(k + 1, grid.shape[1] - 1)]

@@ -79,24 +79,21 @@ class ReluSparseConstant:
 def relu_sparse_constant(p: float | np.ndarray) -> ReluSparseConstant:
     """``K(p)``: the s → 0 limit of ``L*_ReLU / (p s²)`` (derivations/asymptotics.py, step 2).
 
-    Solved by bisection on the stationarity ``t p / 4 = (1−p) I_1(−t)`` (``k'(t) = 0``; ``k`` is
+    Solved by scipy's bracketed root finder (``scipy.optimize.elementwise.find_root``) on the stationarity ``t p / 4 = (1−p) I_1(−t)`` (``k'(t) = 0``; ``k`` is
     convex for t > 0 because ``I_0(−t)`` decreases) to machine precision.
     """
     p = check_probability(p)
     if np.any(p >= 1):
         raise ValueError("p must be in (0, 1) for the sparse constant, got 1.0")
-    lo = np.zeros_like(p)
-    hi = np.full_like(p, 40.0)
+    from scipy.optimize import elementwise
 
-    def g(t: np.ndarray) -> np.ndarray:  # k'(t)/2 · (2/t)... sign of k'(t)
+    def g(t: np.ndarray, p: np.ndarray) -> np.ndarray:  # k'(t)/2: negative at t = 0, positive at t = 40
         return t * p / 4.0 - (1.0 - p) * repeated_normal_integral(1, -t)
 
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        neg = g(mid) < 0
-        lo = np.where(neg, mid, lo)
-        hi = np.where(neg, hi, mid)
-    t = 0.5 * (lo + hi)
+    p = np.asarray(p, dtype=np.float64)
+    res = elementwise.find_root(g, (np.zeros_like(p), np.full_like(p, 40.0)), args=(p,),
+                                tolerances=dict(xatol=0.0, xrtol=4 * np.finfo(float).eps))
+    t = res.x
     K = 1.0 + t * t / 4.0 + 2.0 * (1.0 - p) / p * repeated_normal_integral(2, -t)
     return ReluSparseConstant(K=K, t=t)
 
