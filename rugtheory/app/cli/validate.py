@@ -9,6 +9,13 @@ vs p for the trained models of each n, the rug, L* and the linear baseline), hea
 of each symmetry statistic and of the prediction errors, and a predicted-vs-measured table.
 Presets: ``quick`` (the main report's CPU-sized grid) and ``paper`` (n = 128 … 8192, r and p on
 ``linspace(0.002001, 0.8, 20)``: a GPU job). Torch is imported only inside :func:`run`.
+
+Every flag is checked before anything trains, and a bad one exits with code 2 and one line
+naming it: ``--out`` must be a directory (or creatable as one), ``--n``/``--seeds`` comma-separated
+integers, ``--r``/``--p`` comma-separated numbers or ``linspace:START:STOP:COUNT`` (COUNT >= 2, or
+1 with START = STOP), ``--threads`` and ``--group-size`` positive, ``--device`` a torch device that
+exists here (``cpu``, ``cuda``, ``cuda:N``, ``mps``; availability is not checked with
+``--backend ray``, whose workers may have GPUs the driver lacks).
 """
 
 from __future__ import annotations
@@ -33,10 +40,60 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from rugtheory.validation.sweep import add_arguments
 
     parser = subparsers.add_parser("validate", help="train a sweep of real models and compare with the theory",
-                                   description=__doc__.splitlines()[0])
+                                   description=__doc__.splitlines()[0],
+                                   epilog="Every flag is checked before anything trains; a bad one exits with code 2 "
+                                          "and one line naming it. Each option may be given once.")
     add_arguments(parser)
+    for action in parser._actions:  # noqa: SLF001 -- the shared sweep flags, with the ranges checked here
+        extra = {"--threads": " (>= 1)", "--group-size": " (>= 1)", "--out": "; an existing directory or a new one",
+                 "--r": " (COUNT >= 2)", "--p": " (COUNT >= 2)",
+                 "--device": "; must exist here (cpu, cuda, cuda:N, mps)"}.get(action.option_strings[0] if
+                                                                             action.option_strings else "")
+        if extra and action.help:
+            action.help += extra
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a named grid (flags override its fields)")
     parser.add_argument("--title", default="Validation against trained models")
+
+
+def _check_device(device: str | None, backend: str) -> None:
+    """``device`` is a torch device this machine has (only its syntax with the ray backend)."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"--device must be a torch device such as cpu, cuda or cuda:1, got {device!r}") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device must be cpu, cuda, cuda:N or mps, got {device!r}")
+    if backend == "ray":
+        return
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device!r}: CUDA is not available here (torch {torch.__version__}); "
+                             f"use --device cpu")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"--device {device!r}: only {count} CUDA device(s) here (cuda:0 to cuda:{count - 1})")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device!r}: MPS is not available here; use --device cpu")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Check every flag before anything trains; the grid flags are rewritten as plain value lists."""
+    from rugtheory.app.cli._args import check_output_dir, parse_list
+    from rugtheory.theory.checks import check_int
+
+    check_output_dir(args.out, "--out")
+    for flag in ("threads", "group_size"):
+        if getattr(args, flag) is not None:
+            check_int(getattr(args, flag), "--" + flag.replace("_", "-"), low=1)
+    for flag, kind, linspace in (("n", int, False), ("r", float, True), ("p", float, True), ("seeds", int, False)):
+        text = getattr(args, flag)
+        if text is not None:
+            setattr(args, flag, ",".join(repr(v) for v in parse_list(text, f"--{flag}", kind, linspace=linspace)))
+    _check_device(args.device, args.backend)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
+    _check_args(args)
     from rugtheory.validation.figures import write_section
     from rugtheory.validation.sweep import run_sweep, spec_from_args
 
