@@ -10,17 +10,20 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub: Any) -> None:
     ps = sub.add_parser("report", help="write the Markdown report (theory, rug, trainings, tables, plots) to DIR")
-    ps.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    ps.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing; an existing file is refused)")
     ps.add_argument("--seed", type=int, default=0, help="seed for every random step (default 0)")
     ps.add_argument("--full", action="store_true", help="larger sizes than the CPU-sized default")
     ps.add_argument("--only", nargs="+", metavar="SECTION", help="run only sections whose module name contains one of these")
 
 
 def run(args: argparse.Namespace) -> int:
+    from rugtheory.app.cli._args import check_output_dir
     from rugtheory.theory.checks import check_seed
+
+    check_output_dir(args.out, "--out")
+    seed = check_seed(args.seed, "--seed")
     from rugtheory.app.report import SECTIONS, write_report
 
-    seed = check_seed(args.seed)
     sections = SECTIONS
     if args.only:
         sections = [s for s in SECTIONS if any(k in s for k in args.only)]

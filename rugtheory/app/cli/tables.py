@@ -15,12 +15,18 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # noqa: SLF001
     parser = subparsers.add_parser("tables", help="regenerate the derivation tables (Markdown, LaTeX, CSV)", description=__doc__)
-    parser.add_argument("--out", default=None, help="output directory (default: derivations/generated in the source tree)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output directory, created if missing; an existing file is refused "
+                             "(default: derivations/generated in the source tree)")
     parser.set_defaults(command="tables")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    from rugtheory.app.cli._args import check_output_dir
+
+    if args.out is not None:
+        check_output_dir(args.out, "--out")  # before sympy spends its time
     from rugtheory.derivations.tables import GENERATED, write_tables
 
     for path in write_tables(args.out if args.out is not None else GENERATED):
