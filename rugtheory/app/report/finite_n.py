@@ -15,10 +15,12 @@ import time
 
 import numpy as np
 
-__all__ = ["section", "QUICK_STEPS"]
+__all__ = ["section", "QUICK_STEPS", "SMOKE_STEPS"]
 
 #: Step cap in quick mode (the convergence rule may stop earlier; unconverged models are marked).
 QUICK_STEPS = 1500
+#: Step cap in smoke mode (tests/test_report.py).
+SMOKE_STEPS = 200
 
 INTRO = """\
 The Gaussian step of the theory replaces each interference ν_i = Σ_j W_ij (x_j − p/2) by a normal
@@ -60,7 +62,10 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
         from rugtheory.validation.finite_n_study import analyze_model, fit_gap, weight_structure_figure
         from rugtheory.validation.train import TrainConfig
 
-        if ctx.quick:
+        if getattr(ctx, "smoke", False):  # tests/test_report.py: two short trainings, every column and figure
+            grid = [(n, 0.045, 0.25) for n in (32, 64)]
+            train_kw = {"steps": SMOKE_STEPS, "eval_samples": 20_000}
+        elif ctx.quick:
             grid = [(n, 0.045, 0.25) for n in (64, 128)]
             train_kw = {"steps": QUICK_STEPS, "eval_samples": 40_000}
         else:
@@ -76,7 +81,7 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
     # Persian rugs at the theory scalars: one row's exact loss (all rows are permutations of each other)
     from rugtheory.validation.finite_n_study import StudyRow
 
-    rug_ns = (128, 512, 2048) if ctx.quick else (128, 256, 512, 1024, 2048, 4096, 8192)
+    rug_ns = (128,) if getattr(ctx, "smoke", False) else (128, 512, 2048) if ctx.quick else (128, 256, 512, 1024, 2048, 4096, 8192)
     for n in rug_ns:
         p, m = 0.045, n // 4
         rug = persian_rug(n, m, seed=ctx.seed)

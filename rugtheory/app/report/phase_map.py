@@ -54,7 +54,7 @@ def plot_phase_map(m, path) -> None:  # noqa: ANN001 - PhaseMap, path-like
     plt.close(fig)
 
 
-def plot_loss_curves(path, ps=CURVE_P) -> None:  # noqa: ANN001
+def plot_loss_curves(path, ps=CURVE_P, n_r: int = 100) -> None:  # noqa: ANN001
     """Loss / (p/3) vs r for L*, the best envelope and every construction (mixed with dropped/dedicated)."""
     import matplotlib
 
@@ -63,7 +63,6 @@ def plot_loss_curves(path, ps=CURVE_P) -> None:  # noqa: ANN001
 
     from rugtheory.theory.optimum import linear_loss, optimal_symmetric_loss
     from rugtheory.constructions.phase_map import construction_curve, phase_map
-    from rugtheory.twins.montecarlo import model_loss_monte_carlo
     from rugtheory.constructions.structures import (
         antipodal_pairs,
         optimal_paired_rug_loss,
@@ -72,7 +71,7 @@ def plot_loss_curves(path, ps=CURVE_P) -> None:  # noqa: ANN001
         regular_simplex,
     )
 
-    r = np.linspace(0.01, 1.0, 100)
+    r = np.linspace(0.01, 1.0, n_r)
     cons = [antipodal_pairs(), regular_simplex(3), regular_simplex(4), regular_simplex(8), regular_polygon(5),
             regular_polygon(6)]
     best = phase_map(np.asarray(ps), r)
@@ -111,10 +110,15 @@ def section(ctx: ReportContext) -> str:
         optimal_structure_loss,
         standard_constructions,
     )
+    from rugtheory.twins.montecarlo import model_loss_monte_carlo
 
-    m = phase_map(MAP_P, MAP_R)
+    smoke = getattr(ctx, "smoke", False)  # tests/test_report.py: a 10x10 map, 20 points per curve, 2,000 MC samples
+    map_p = np.geomspace(MAP_P[0], MAP_P[-1], 10) if smoke else MAP_P
+    map_r = np.linspace(MAP_R[0], MAP_R[-1], 10) if smoke else MAP_R
+    n_mc, n_features = (2_000, 120) if smoke else (20_000, 120)
+    m = phase_map(map_p, map_r)
     plot_phase_map(m, ctx.path("phase_map.png"))
-    plot_loss_curves(ctx.path("phase_map_curves.png"))
+    plot_loss_curves(ctx.path("phase_map_curves.png"), n_r=20 if smoke else 100)
     lines = ["## Phase map: where the symmetric theory holds (docs/theory.md §10)", ""]
     lines += [
         "Candidates at each (p, r): the symmetric optimum L*; antipodal pairs (tied, and untied with "
@@ -125,7 +129,7 @@ def section(ctx: ReportContext) -> str:
         "at any r' included).",
         "",
         f"Symmetric L* wins at {np.mean(m.winner == 0):.0%} of the {m.p.size}×{m.r.size} grid "
-        f"(p in [{MAP_P[0]:g}, {MAP_P[-1]:g}], r in [{MAP_R[0]:g}, 1]); the best structure reaches "
+        f"(p in [{map_p[0]:g}, {map_p[-1]:g}], r in [{map_r[0]:g}, {map_r[-1]:g}]); the best structure reaches "
         f"{m.ratio.min():.3f}·L* at the lowest point.",
         "",
         "![phase map](phase_map.png)",
@@ -143,7 +147,8 @@ def section(ctx: ReportContext) -> str:
         lines.append(f"| {p:g} | {r:g} | {e.winner} | {comp} | {e.loss:.4e} | {e.symmetric_loss:.4e} | "
                      f"{e.ratio_to_symmetric:.3f} |")
     lines += ["", "### Pure structures: optimal gain, bias and loss, against L* at the same r", "",
-              "Monte Carlo: full model from explicit weights (≈120 features, 20,000 samples), z = (MC − exact)/SE.", "",
+              f"Monte Carlo: full model from explicit weights (≈{n_features} features, {n_mc:,} samples), "
+              "z = (MC − exact)/SE.", "",
               "| structure | r | p | g* | b* | loss | L*(p, r) | loss/L* | MC z |", "|---|---|---|---|---|---|---|---|---|"]
     for con in standard_constructions():
         for p in (1e-3, 0.05):
@@ -151,8 +156,8 @@ def section(ctx: ReportContext) -> str:
             lstar = float(optimal_symmetric_loss(p, con.ratio).loss)
             z = ""
             if p == 0.05:
-                w = construction_weights(con, max(1, 120 // con.k), float(o.gain), float(o.bias))
-                est = model_loss_monte_carlo(*w, p, n_samples=20_000, seed=ctx.seed)
+                w = construction_weights(con, max(1, n_features // con.k), float(o.gain), float(o.bias))
+                est = model_loss_monte_carlo(*w, p, n_samples=n_mc, seed=ctx.seed)
                 mean, se = est.mean, est.se
                 z = f"{(mean - float(o.loss)) / se:+.2f}"
             lines.append(f"| {con.name} | {con.ratio:.3g} | {p:g} | {float(o.gain):.4f} | {float(o.bias):+.4f} | "

@@ -12,11 +12,13 @@ from __future__ import annotations
 import importlib.util
 import time
 
-__all__ = ["section", "quick_spec", "QUICK_STEPS"]
+__all__ = ["section", "quick_spec", "QUICK_STEPS", "SMOKE_STEPS"]
 
 #: Step cap of the quick grid; the convergence rule usually stops models earlier or reports
 #: ``converged = no`` in the table (never hidden).
 QUICK_STEPS = 2000
+#: Step cap of the smoke grid (tests/test_report.py): far from converged, marked so in the table.
+SMOKE_STEPS = 200
 
 INTRO = """\
 Real models of docs/theory.md §1 trained with the reference recipe (untied layers, PyTorch default init,
@@ -27,7 +29,7 @@ no sampling, no Gaussian step): it must match *measured* within a few SE. *Gauss
 is the symmetric large-N loss evaluated with each row's own (a_i, b_i + μ_i, σ_i); *L\\** is the optimum of docs/theory.md §4; *rug* is the Persian rug at the same
 (n, m, p) with the theory scalars (Monte Carlo); *linear* is (1 − r) v. Relative errors are
 (prediction − measured)/measured. At these small n the interference is a sum of few sparse terms
-(p·n between 1.9 and 26), far from Gaussian, so trained models can sit well below L*. Two causes, both
+(p·n between {pn}), far from Gaussian, so trained models can sit well below L*. Two causes, both
 reported as measured, not hidden: non-Gaussian interference at finite n (docs/theory.md §7/§9; the exact
 column captures it) and structures better than the symmetric optimum, such as antipodal pairs at
 r = 1/2 (docs/theory.md §10; see the phase-map section). Models that hit the step cap before the
@@ -35,9 +37,13 @@ convergence rule (rugtheory.validation.train) is met are marked `conv. = no`.
 """
 
 
-def quick_spec(seed: int = 0, quick: bool = True):  # noqa: ANN201 (SweepSpec; validation imported lazily)
+def quick_spec(seed: int = 0, quick: bool = True, smoke: bool = False):  # noqa: ANN201 (SweepSpec; lazy import)
     from rugtheory.validation.sweep import SweepSpec
 
+    if smoke:  # tests/test_report.py: two models, every column and figure of the section
+        return SweepSpec(n=(32,), r=(0.25, 0.5), p=(0.1,), seeds=(seed,), name=f"report-smoke-{seed}",
+                         train={"steps": SMOKE_STEPS, "eval_samples": 20_000}, rug_rel_se=0.05,
+                         rug_max_seconds=1.0, exact_max_nodes=2048)
     if quick:
         return SweepSpec(n=(64, 128, 256), r=(0.25, 0.5), p=(0.03, 0.1), seeds=(seed,),
                          name=f"report-quick-{seed}", train={"steps": QUICK_STEPS, "eval_samples": 50_000},
@@ -55,7 +61,7 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
     from rugtheory.validation.figures import write_section
     from rugtheory.validation.sweep import run_sweep
 
-    spec = quick_spec(ctx.seed, ctx.quick)
+    spec = quick_spec(ctx.seed, ctx.quick, getattr(ctx, "smoke", False))
     # One torch thread: at n <= 256 the products are small, and a second OpenMP thread on a busy
     # 2-core machine makes every step wait for a descheduled thread (measured: 5x slower under load).
     threads = torch.get_num_threads()
@@ -67,7 +73,9 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
         torch.set_num_threads(threads)
     rows = store.rows(sweep=spec.name)
     elapsed = time.perf_counter() - start
-    intro = INTRO + (f"\nGrid: n ∈ {list(spec.n)}, r ∈ {list(spec.r)}, p ∈ {list(spec.p)}, seed {ctx.seed}; "
+    pn = sorted(n * p for n in spec.n for p in spec.p)
+    intro = INTRO.replace("(p·n between {pn})", f"(p·n between {pn[0]:.2g} and {pn[-1]:.2g})" if pn[0] != pn[-1]
+                                 else f"(p·n = {pn[0]:.2g})") + (f"\nGrid: n ∈ {list(spec.n)}, r ∈ {list(spec.r)}, p ∈ {list(spec.p)}, seed {ctx.seed}; "
                      f"{len(rows)} models, {elapsed:.0f} s with 1 torch thread "
                      f"(runs already in the store are reused). `rugtheory validate --preset paper` runs the "
                      f"paper's grid.\n")
