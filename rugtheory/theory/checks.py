@@ -30,9 +30,19 @@ def _fmt(value: Any) -> str:
 
 
 def as_float_array(value: Any, name: str) -> np.ndarray:
-    """Convert ``value`` to a float64 array or raise ``ValueError`` naming ``name``."""
+    """Convert ``value`` to a float64 array or raise ``ValueError`` naming ``name``.
+
+    Complex input is refused (even with a zero imaginary part) rather than cast to its real part.
+    """
     if isinstance(value, (str, bytes)):
         raise ValueError(f"{name} must be a real number, got {value!r}")
+    try:
+        is_complex = isinstance(value, complex) or np.iscomplexobj(value)
+    except Exception:  # noqa: BLE001 -- not array-like: the conversion below reports it
+        is_complex = False
+    if is_complex:
+        what = "a complex number" if np.ndim(value) == 0 else "a complex array"
+        raise ValueError(f"{name} must be real, got {what} (pass its .real if the imaginary part is meant to be 0)")
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
