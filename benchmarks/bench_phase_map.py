@@ -31,7 +31,8 @@ def _single_point_seconds(p: float, r: float) -> tuple[float, float]:
 def main() -> None:
     import rugtheory.constructions.phase_map as pm
     from rugtheory.theory.optimum import optimal_symmetric_loss
-    from rugtheory.constructions.structures import optimal_paired_rug_loss, optimal_structure_loss, standard_constructions
+    from rugtheory.constructions.paired_rug import optimal_paired_rug_loss
+    from rugtheory.constructions.polytopes import optimal_structure_loss, standard_constructions
 
     p = np.geomspace(1e-4, 0.9, 40)
     r = np.linspace(0.025, 1.0, 40)
@@ -79,7 +80,7 @@ def main() -> None:
     print(f"target: expected_structure < 0.25 s per point (CPU; wall ~ CPU on a quiet machine) -> "
           f"{'PASS' if worst < 0.25 else 'FAIL'} ({worst:.3f} s), load average {os.getloadavg()[0]:.1f}")
     print(f"envelope vs 4x finer rug grid, max relative difference on 5x5 subgrid: {err:.2e}")
-    from rugtheory.constructions.structures import regular_polygon
+    from rugtheory.constructions.polytopes import regular_polygon
 
     t = time.perf_counter()
     extra = pm.phase_map(p, r, constructions=standard_constructions() + [regular_polygon(7), regular_polygon(8)])

@@ -85,7 +85,7 @@ def test_layers_import_and_theory_stays_light() -> None:
     import sys
 
     code = ("import sys, rugtheory, rugtheory.theory.finite_n, rugtheory.constructions.phase_map, "
-            "rugtheory.constructions.structures, rugtheory.twins.oracle; "
+            "rugtheory.constructions.polytopes, rugtheory.constructions.paired_rug, rugtheory.constructions.structure_weights, rugtheory.twins.oracle; "
             "bad = [m for m in ('torch', 'sympy', 'matplotlib', 'rugtheory.validation', 'rugtheory.derivations') if m in sys.modules]; "
             "print(bad); raise SystemExit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -7,13 +7,8 @@ import pytest
 
 from rugtheory.constructions.persian_rug import persian_rug
 from rugtheory.constructions.weight_geometry import feature_dimensionality, structure_measures
-from rugtheory.constructions.structures import (
-    antipodal_pairs,
-    construction_weights,
-    mixture_weights,
-    regular_polygon,
-    regular_simplex,
-)
+from rugtheory.constructions.polytopes import antipodal_pairs, regular_polygon, regular_simplex
+from rugtheory.constructions.structure_weights import construction_weights, mixture_weights
 
 
 @pytest.mark.parametrize("con", [antipodal_pairs(), regular_simplex(3), regular_simplex(6), regular_polygon(5),
@@ -76,7 +71,7 @@ def test_bad_shapes() -> None:
 
 
 def test_untied_pairs_count_as_pairs() -> None:
-    from rugtheory.constructions.structures import untied_pair_weights
+    from rugtheory.constructions.structure_weights import untied_pair_weights
 
     w_in, w_out, _ = untied_pair_weights(40, 1 / 3, (1.1, 0.9), (0.0, 0.0))
     meas = structure_measures(w_in, w_out)

@@ -1,4 +1,4 @@
-"""Exact polytope losses (rugtheory.constructions.structures) against independent routes.
+"""Exact polytope losses (rugtheory.constructions.polytopes, paired_rug, structure_weights) against independent routes.
 
 Routes: the closed form p^2/6 of docs/theory.md §10 (antipodal pairs), scipy 2-d quadrature of the
 two-active-feature error (leading p^2 term), Monte Carlo on the full n-dimensional model built from
@@ -15,19 +15,8 @@ from scipy import integrate, optimize
 
 from rugtheory import optimal_symmetric_loss
 from rugtheory.twins.montecarlo import model_loss_monte_carlo
-from rugtheory.constructions.structures import (
-    MAX_POLYGON_K,
-    MAX_SIMPLEX_K,
-    antipodal_pairs,
-    construction_weights,
-    dropped_loss,
-    mixture_weights,
-    optimal_structure_loss,
-    regular_polygon,
-    regular_simplex,
-    standard_constructions,
-    structure_loss,
-)
+from rugtheory.constructions.polytopes import MAX_POLYGON_K, MAX_SIMPLEX_K, antipodal_pairs, dropped_loss, optimal_structure_loss, regular_polygon, regular_simplex, standard_constructions, structure_loss
+from rugtheory.constructions.structure_weights import construction_weights, mixture_weights
 
 #: Monte Carlo agreement in standard errors: 4 SE fails by chance with probability 6e-5 per check
 #: under a normal law; the per-sample loss is a mean over >= 100 features, close enough to normal.
@@ -164,7 +153,7 @@ def test_bad_input() -> None:
 
 
 def test_paired_rug_at_half_is_the_pairs_and_quadrature_converged() -> None:
-    from rugtheory.constructions.structures import optimal_paired_rug_loss, paired_rug_loss
+    from rugtheory.constructions.paired_rug import optimal_paired_rug_loss, paired_rug_loss
 
     p = np.array([1e-4, 0.01, 0.3])
     pr = optimal_paired_rug_loss(p, 0.5)
@@ -177,7 +166,7 @@ def test_paired_rug_at_half_is_the_pairs_and_quadrature_converged() -> None:
 
 
 def test_paired_rug_at_half_is_the_pairs_down_to_tiny_p() -> None:
-    from rugtheory.constructions.structures import optimal_paired_rug_loss
+    from rugtheory.constructions.paired_rug import optimal_paired_rug_loss
 
     # At tiny p the best threshold is θ ~ 1e-9 or smaller: a search with an absolute θ tolerance
     # (the former 32 golden steps, ~4e-8) was off by 2.5e-3 at p = 1e-6 and by 2.5e9 at p = 1e-12.
@@ -189,7 +178,7 @@ def test_paired_rug_at_half_is_the_pairs_down_to_tiny_p() -> None:
 
 
 def test_batched_optimisation_is_the_one_at_a_time_optimisation() -> None:
-    from rugtheory.constructions import structures
+    from rugtheory.constructions import polytopes as structures
     # The phase map optimises every construction in one batch; each row of the batch must be
     # exactly what optimising that construction alone gives (same arithmetic, row by row).
     p = np.array([1e-5, 0.02, 0.4])
@@ -206,7 +195,7 @@ def test_batched_optimisation_is_the_one_at_a_time_optimisation() -> None:
 
 @pytest.mark.parametrize("p, r", [(0.045, 0.25), (0.3, 0.2)])
 def test_paired_rug_optimum_against_nelder_mead(p: float, r: float) -> None:
-    from rugtheory.constructions.structures import optimal_paired_rug_loss, paired_rug_loss
+    from rugtheory.constructions.paired_rug import optimal_paired_rug_loss, paired_rug_loss
 
     o = optimal_paired_rug_loss(p, r)
     best = math.inf
@@ -219,7 +208,8 @@ def test_paired_rug_optimum_against_nelder_mead(p: float, r: float) -> None:
 
 
 def test_paired_rug_matches_monte_carlo_of_explicit_weights() -> None:
-    from rugtheory.constructions.structures import optimal_paired_rug_loss, paired_rug_weights
+    from rugtheory.constructions.paired_rug import optimal_paired_rug_loss
+    from rugtheory.constructions.structure_weights import paired_rug_weights
 
     p, r, n_pairs = 0.045, 0.25, 1024
     o = optimal_paired_rug_loss(p, r)
@@ -234,7 +224,7 @@ def test_paired_rug_matches_monte_carlo_of_explicit_weights() -> None:
 
 
 def test_paired_rug_bad_ratio() -> None:
-    from rugtheory.constructions.structures import paired_rug_loss
+    from rugtheory.constructions.paired_rug import paired_rug_loss
 
     with pytest.raises(ValueError, match=r"r must be in \(0, 0.5\] for a rug of antipodal pairs"):
         paired_rug_loss(0.1, 0.6, 1.0, 0.0)
@@ -245,7 +235,7 @@ def test_paired_rug_bad_ratio() -> None:
 
 
 def test_untied_pairs_closed_form_and_optimum() -> None:
-    from rugtheory.constructions.structures import optimal_untied_pairs, untied_pair_loss
+    from rugtheory.constructions.polytopes import optimal_untied_pairs, untied_pair_loss
 
     p = np.array([1e-12, 1e-4, 0.01, 0.3, 1.0])
     # independent derivation: E min(U, tV)^2 = t^2/3 - t^3/6, E min(V, U/t)^2 = 1/3 - t/6 (t <= 1)
@@ -261,7 +251,8 @@ def test_untied_pairs_closed_form_and_optimum() -> None:
 
 
 def test_untied_pairs_monte_carlo_twin() -> None:
-    from rugtheory.constructions.structures import optimal_untied_pairs, untied_pair_loss, untied_pair_weights
+    from rugtheory.constructions.polytopes import optimal_untied_pairs, untied_pair_loss
+    from rugtheory.constructions.structure_weights import untied_pair_weights
 
     p = 0.1
     o = optimal_untied_pairs(p)

@@ -3,12 +3,12 @@ r"""Where the symmetric theory holds: a phase map of competing structures over (
 At each ``(p, r)`` the candidates are
 
 * the symmetric optimum :math:`L^*(p, r)` (the Persian rug, docs/theory.md §4);
-* every polytope of :func:`rugtheory.constructions.structures.standard_constructions` with its best gain and bias;
+* every polytope of :func:`rugtheory.constructions.polytopes.standard_constructions` with its best gain and bias;
 * dropped features (``r = 0``, loss ``v = p/3 - p^2/4``) and dedicated features (``r = 1``, loss 0);
 * untied antipodal pairs (one hidden unit, ``W_in = [1, -t]``, t = 1/3 at small p: 25 p^2/162,
-  7.4% below the tied pairs' p^2/6), see :func:`rugtheory.constructions.structures.untied_pair_loss`;
+  7.4% below the tied pairs' p^2/6), see :func:`rugtheory.constructions.polytopes.untied_pair_loss`;
 * a rug of antipodal pairs ("paired rug", r <= 1/2, large-n Gaussian interference
-  :math:`\sigma^2 = a^2 v(1/r - 2)`), see :func:`rugtheory.constructions.structures.paired_rug_loss`;
+  :math:`\sigma^2 = a^2 v(1/r - 2)`), see :func:`rugtheory.constructions.paired_rug.paired_rug_loss`;
 * **mixtures**: a fraction ``f`` of the features in structure A (ratio ``r_A``) and the rest in
   structure B (``r_B``), in orthogonal hidden subspaces, so that ``r = f r_A + (1-f) r_B`` and
   ``L = f L_A + (1-f) L_B``. A rug block at any ratio ``r'`` is an ingredient too.
@@ -30,19 +30,9 @@ import numpy as np
 from rugtheory.theory.checks import check_probability, check_ratio
 from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.optimum import optimal_symmetric_loss
-from rugtheory.constructions.structures import clear_caches as structures_clear_caches
-from rugtheory.constructions.structures import (
-    Construction,
-    PairedRug,
-    prefetch_optima,
-    dropped_loss,
-    optimal_paired_rug_loss,
-    optimal_structure_loss,
-    optimal_untied_pairs,
-    regular_polygon,
-    regular_simplex,
-    standard_constructions,
-)
+from rugtheory.constructions.polytopes import clear_caches as polytope_clear_caches
+from rugtheory.constructions.polytopes import Construction, prefetch_optima, dropped_loss, optimal_structure_loss, optimal_untied_pairs, regular_polygon, regular_simplex, standard_constructions
+from rugtheory.constructions.paired_rug import PairedRug, optimal_paired_rug_loss
 
 __all__ = [
     "clear_caches",
@@ -62,7 +52,7 @@ __all__ = [
 #: over-estimated by O(dr^2 L*''): below 1e-4 relative on this grid (checked in the tests against a
 #: 4x finer grid).
 RUG_RATIO_GRID = np.unique(np.concatenate([np.geomspace(1e-4, 0.05, 60), np.linspace(0.05, 1.0, 191)]))
-#: Ratios at which rugs of antipodal pairs (:func:`rugtheory.constructions.structures.paired_rug_loss`, r <= 1/2)
+#: Ratios at which rugs of antipodal pairs (:func:`rugtheory.constructions.paired_rug.paired_rug_loss`, r <= 1/2)
 #: enter the envelope. Each costs a 1-d search; chords between these samples are themselves
 #: realisable mixtures, so a coarse grid only over-estimates mixtures that involve a paired rug;
 #: the paired rug alone is also evaluated exactly at every queried r <= 1/2.
@@ -226,7 +216,7 @@ _HULL_CACHE: dict[tuple[float, bytes, bytes], list[_Vertex]] = {}
 def clear_caches() -> None:
     """Forget the cached lower hulls and every cached structure optimum (cold-cache timings)."""
     _HULL_CACHE.clear()
-    structures_clear_caches()
+    polytope_clear_caches()
 
 
 def _standard() -> list[Construction]:
@@ -243,7 +233,7 @@ def phase_map(p: np.ndarray, r: np.ndarray, *, constructions: list[Construction]
     r : array_like, 1-d
         Compression ratios in (0, 1].
     constructions : list of Construction, optional
-        Polytopes to consider; default :func:`rugtheory.constructions.structures.standard_constructions`.
+        Polytopes to consider; default :func:`rugtheory.constructions.polytopes.standard_constructions`.
 
     Returns
     -------

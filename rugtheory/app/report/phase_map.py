@@ -63,13 +63,8 @@ def plot_loss_curves(path, ps=CURVE_P, n_r: int = 100) -> None:  # noqa: ANN001
 
     from rugtheory.theory.optimum import linear_loss, optimal_symmetric_loss
     from rugtheory.constructions.phase_map import construction_curve, phase_map
-    from rugtheory.constructions.structures import (
-        antipodal_pairs,
-        optimal_paired_rug_loss,
-        optimal_untied_pairs,
-        regular_polygon,
-        regular_simplex,
-    )
+    from rugtheory.constructions.polytopes import antipodal_pairs, optimal_untied_pairs, regular_polygon, regular_simplex
+    from rugtheory.constructions.paired_rug import optimal_paired_rug_loss
 
     r = np.linspace(0.01, 1.0, n_r)
     cons = [antipodal_pairs(), regular_simplex(3), regular_simplex(4), regular_simplex(8), regular_polygon(5),
@@ -105,11 +100,8 @@ def plot_loss_curves(path, ps=CURVE_P, n_r: int = 100) -> None:  # noqa: ANN001
 def section(ctx: ReportContext) -> str:
     from rugtheory.theory.optimum import optimal_symmetric_loss
     from rugtheory.constructions.phase_map import expected_structure, phase_map
-    from rugtheory.constructions.structures import (
-        construction_weights,
-        optimal_structure_loss,
-        standard_constructions,
-    )
+    from rugtheory.constructions.structure_weights import construction_weights
+    from rugtheory.constructions.polytopes import optimal_structure_loss, standard_constructions
     from rugtheory.twins.montecarlo import model_loss_monte_carlo
 
     smoke = getattr(ctx, "smoke", False)  # tests/test_report.py: a 10x10 map, 20 points per curve, 2,000 MC samples
@@ -162,7 +154,8 @@ def section(ctx: ReportContext) -> str:
                 z = f"{(mean - float(o.loss)) / se:+.2f}"
             lines.append(f"| {con.name} | {con.ratio:.3g} | {p:g} | {float(o.gain):.4f} | {float(o.bias):+.4f} | "
                          f"{float(o.loss):.4e} | {lstar:.4e} | {float(o.loss) / lstar:.3f} | {z} |")
-    from rugtheory.constructions.structures import optimal_paired_rug_loss, optimal_untied_pairs
+    from rugtheory.constructions.paired_rug import optimal_paired_rug_loss
+    from rugtheory.constructions.polytopes import optimal_untied_pairs
 
     lines += ["", "Untied pairs (exact; t = 1/3 gives 25p²/162 at g = 1, b = 0) and the rug of pairs (large-n):", "",
               "| structure | r | p | loss | L*(p, r) | loss/L* | t or (a*, b*) |", "|---|---|---|---|---|---|---|"]
