@@ -11,7 +11,7 @@ report: setup
 	$(PY) -m rugtheory report --out $(OUT)
 
 test: setup
-	$(PY) -m pytest
+	RUGTHEORY_REQUIRE_TRAIN=1 $(PY) -m pytest
 
 bench: setup
 	$(PY) -m benchmarks

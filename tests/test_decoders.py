@@ -3,8 +3,6 @@ independent route (mpmath oracle at 30+ digits, stratified Monte Carlo, the foun
 
 from __future__ import annotations
 
-import importlib.util
-
 import mpmath as mp
 import numpy as np
 import pytest
@@ -123,7 +121,6 @@ def test_worked_example_of_theory_section_4() -> None:
     assert abs(float(opt.shift) + 0.446) < 0.0005
 
 
-@pytest.mark.skipif(importlib.util.find_spec("rugtheory.theory.optimum") is None, reason="foundation not present")
 def test_relu_equals_foundation_optimal_symmetric_loss() -> None:
     from rugtheory.theory.optimum import optimal_symmetric_loss
 

@@ -24,9 +24,9 @@ import math
 
 import pytest
 
-torch = pytest.importorskip("torch")
-finite_n = pytest.importorskip("rugtheory.theory.finite_n")
+torch = pytest.importorskip("torch")  # the [train] extra; the package's own modules are imported plainly
 
+from rugtheory.theory import finite_n  # noqa: E402
 from rugtheory.theory.optimum import optimal_symmetric_loss  # noqa: E402
 from rugtheory.validation.train import TrainConfig, train_models  # noqa: E402
 
