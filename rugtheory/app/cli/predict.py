@@ -126,7 +126,18 @@ class _CsvOut:
         except OSError as exc:
             raise ValueError(f"--csv {path!r}: cannot open: {exc.strerror or exc}") from None
         self.writer = csv.DictWriter(self.fh, fieldnames=fields, extrasaction="ignore")
-        self._guard(self.writer.writeheader)
+        try:
+            self._guard(self.writer.writeheader)  # e.g. /dev/full fails here, before any computing
+        except ValueError:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Close after a failure (the file descriptor is released even if the last flush fails)."""
+        try:
+            self.fh.close()
+        except OSError:
+            pass
 
     def _guard(self, write: Any, *a: Any) -> None:
         try:
@@ -211,8 +222,5 @@ def run(args: argparse.Namespace) -> int:
         if later is not None:
             later.close()
         if csv_out is not None:
-            try:
-                csv_out.fh.close()
-            except OSError:
-                pass
+            csv_out.discard()
     return 0

@@ -46,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_arguments(parser)
     for action in parser._actions:  # noqa: SLF001 -- the shared sweep flags, with the ranges checked here
         extra = {"--threads": " (>= 1)", "--group-size": " (>= 1)", "--out": "; an existing directory or a new one",
-                 "--r": " (COUNT >= 2)", "--p": " (COUNT >= 2)",
+                 "--r": " (k >= 2)", "--p": " (k >= 2)",
                  "--device": "; must exist here (cpu, cuda, cuda:N, mps)"}.get(action.option_strings[0] if
                                                                              action.option_strings else "")
         if extra and action.help:
