@@ -18,8 +18,9 @@ import pytest
 from scipy import integrate
 
 from rugtheory.twins.montecarlo import model_loss_monte_carlo
+from rugtheory.twins.quadrature import symmetric_loss_quad
 from rugtheory.theory.weights import row_parameters
-from rugtheory import data_moments, predicted_loss_from_weights, symmetric_loss
+from rugtheory import data_moments, symmetric_loss
 from rugtheory.theory.edgeworth import edgeworth_loss_from_weights, gaussian_loss_c_derivative, interference_cumulants
 from rugtheory.theory.finite_n import (
     _direct_log_mgf,
@@ -187,7 +188,11 @@ def test_zero_interference_rows_and_factors() -> None:
     rng = np.random.default_rng(0)
     W_in, W_out = rng.normal(size=(3, 7)), rng.normal(size=(7, 3)) * 0.3
     b7 = rng.normal(size=7) * 0.1
-    assert exact_loss_from_factors(W_in, W_out, b7, p).loss == exact_loss_from_weights(W_out @ W_in, b7, p).loss
+    # factors: the exact loss of y = ReLU(W_out (W_in x) + b) against a Monte Carlo of the two-layer model
+    # itself (which never forms W_out @ W_in, so a transposed or swapped product would show): 4 standard errors
+    ex7 = exact_loss_from_factors(W_in, W_out, b7, p)
+    mc = model_loss_monte_carlo(W_in, W_out, b7, p, n_samples=200_000, seed=1)
+    assert abs(mc.mean - ex7.loss) <= 4 * mc.se, (mc.mean, mc.se, ex7.loss)
 
 
 def test_single_row_equals_matrix_rows() -> None:
@@ -202,12 +207,20 @@ def test_single_row_equals_matrix_rows() -> None:
 # --- Edgeworth --------------------------------------------------------------------------------
 
 
-def test_gaussian_step_equals_foundation() -> None:
+def test_gaussian_step_matches_quadrature_at_row_moments() -> None:
+    """The Gaussian term of the Edgeworth expansion: the mean over rows of L(a_i, c_i, σ_i; p), with the
+    row moments computed here from their definitions (a_i = W_ii, c_i = b_i + (p/2) Σ_{j≠i} W_ij,
+    σ_i² = v Σ_{j≠i} W_ij², v = p/3 − p²/4) and L by scipy quadrature, not the closed form."""
     p = 0.045
     W, b = _projection_model(96, 0.25, 1.3, seed=4, p=p, spikes=0.5)
     ed = edgeworth_loss_from_weights(W, b, p)
-    # same formula through two code paths: equal to rounding
-    assert ed.gaussian == pytest.approx(predicted_loss_from_weights(W, b, p), rel=1e-13)
+    off = W - np.diag(np.diag(W))
+    a, c = np.diag(W), b + 0.5 * p * off.sum(axis=1)
+    sigma = np.sqrt((p / 3 - p * p / 4) * (off**2).sum(axis=1))
+    rows = np.array([symmetric_loss_quad(a[i], c[i], sigma[i], p) for i in range(W.shape[0])])
+    # quad runs at epsrel 1e-11 on a smooth integrand; 1e-9 as in tests/test_symmetric.py
+    np.testing.assert_allclose(ed.row_gaussian, rows, rtol=1e-9)
+    assert ed.gaussian == pytest.approx(rows.mean(), rel=1e-9)
 
 
 def test_cumulants_against_sampling() -> None:

@@ -410,7 +410,8 @@ def test_torch_operator_on_cuda_matches_cpu() -> None:
 
 
 def test_cli_rug_writes_png_and_rejects_bad_input(tmp_path, capsys) -> None:
-    from rugtheory.app.cli import main  # matplotlib is a core dependency (pyproject): no importorskip
+    # matplotlib is a core dependency (pyproject): imported plainly, no importorskip
+    from rugtheory.app.cli import main
 
     out = tmp_path / "rug.png"
     assert main(["rug", "--n", "256", "--r", "0.25", "--seed", "0", "--out", str(out), "--samples", "2000"]) == 0

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rugtheory import effective_matrix, predicted_loss_from_weights, sample_interference, symmetric_loss, weight_statistics
+from rugtheory import effective_matrix, predicted_loss_from_weights, sample_interference, weight_statistics
 from rugtheory.twins.quadrature import symmetric_loss_quad
 
 
@@ -33,7 +33,14 @@ def test_statistics_match_sampled_interference():
         assert (z**4).mean() - 3 == pytest.approx(st.excess_kurtosis[i], abs=0.3)
     mu = (p / 2) * (W.sum(axis=1) - np.diag(W))
     np.testing.assert_allclose(st.effective_bias, b + mu, rtol=1e-13)
-    assert st.summary()["predicted_loss"] == pytest.approx(predicted_loss_from_weights(W, b, p), rel=1e-14)
+    # the prediction by a second route: scipy quadrature of L(a_i, c_i, σ_i; p) at row moments computed here from
+    # their definitions (a_i = W_ii, c_i = b_i + μ_i, σ_i² = v Σ_{j≠i} W_ij², v = p/3 − p²/4); quad runs at
+    # epsrel 1e-11, 1e-9 as in tests/test_symmetric.py
+    off = W - np.diag(np.diag(W))
+    sigma = np.sqrt((p / 3 - p * p / 4) * (off**2).sum(axis=1))
+    quad = np.array([symmetric_loss_quad(W[i, i], b[i] + mu[i], sigma[i], p) for i in range(W.shape[0])])
+    np.testing.assert_allclose(st.row_loss, quad, rtol=1e-9)
+    assert st.summary()["predicted_loss"] == pytest.approx(quad.mean(), rel=1e-9)
 
 
 def test_diagonal_model_prediction_is_exact():
@@ -74,7 +81,12 @@ def test_symmetric_rows_have_zero_spread():
     W = np.array([np.roll(c, i) for i in range(n)]) + np.eye(n) * 0.9
     st = weight_statistics(W, np.zeros(n), 0.05, sampled_rows=0)
     assert st.spread["a"] < 1e-14 and st.spread["sigma_squared"] < 1e-14 and st.spread["effective_bias"] < 1e-14
-    assert np.allclose(st.row_loss, symmetric_loss(st.a[0], st.effective_bias[0], st.sigma[0], 0.05), rtol=1e-12)
+    assert np.ptp(st.row_loss) <= 1e-14 * st.row_loss[0]
+    # and that common loss by quadrature at the circulant's moments, written down from c (a = 0.9 + c_0, the
+    # mean shift (p/2) Σ_{j≠0} c_j, σ² = v Σ_{j≠0} c_j²): quad at epsrel 1e-11, 1e-9 as in tests/test_symmetric.py
+    p = 0.05
+    quad = symmetric_loss_quad(0.9 + c[0], 0.5 * p * c[1:].sum(), np.sqrt((p / 3 - p * p / 4) * (c[1:] ** 2).sum()), p)
+    assert st.row_loss[0] == pytest.approx(quad, rel=1e-9)
 
 
 @pytest.mark.parametrize(
