@@ -86,7 +86,8 @@ def _naive_loop(cfg, steps: int) -> None:  # noqa: ANN001
 def main() -> None:
     import torch
 
-    from rugtheory.validation.train import SPARSE_P, TrainConfig, train_models
+    from rugtheory.validation.streams import SPARSE_P
+    from rugtheory.validation.train import TrainConfig, train_models
 
     quick = os.environ.get("RUGTHEORY_BENCH_QUICK") == "1"
     if os.environ.get("RUGTHEORY_BENCH_THREADS"):

@@ -16,14 +16,12 @@ torch = pytest.importorskip("torch")
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from rugtheory.validation.steps import batch_loss, loss_and_grads, sparse_loss_and_grads  # noqa: E402
+from rugtheory.validation.streams import DataStream  # noqa: E402
 from rugtheory.validation.train import (  # noqa: E402
+    InstanceBatch,
     TrainConfig,
-    _DataStream,
-    _Batch,
-    _loss_and_grads,
-    _loss_on,
-    _sparse_loss_and_grads,
-    _adam_step,
+    adam_step,
     heldout_loss,
     init_weights,
     sample_data,
@@ -81,7 +79,7 @@ def test_data_stream_law(p, seed):
     variance n p (1 - p) (independent entries). 6 standard errors each; the SE of the sample variance
     comes from the binomial fourth central moment."""
     rows, n = 4000, 64
-    x = _DataStream([seed], [p], "train", torch.device("cpu"), torch.float64).draw(rows, n)[0].numpy()
+    x = DataStream([seed], [p], "train", torch.device("cpu"), torch.float64).draw(rows, n)[0].numpy()
     assert x.min() >= 0 and x.max() < 1
     for k, exact in ((1, p / 2), (2, p / 3)):
         sample = x**k
@@ -102,7 +100,7 @@ def test_manual_gradients_match_autograd():
     w_out = torch.randn(inst, n, m, generator=gen, dtype=torch.float64)
     b = torch.randn(inst, n, generator=gen, dtype=torch.float64)
     x = sample_data(torch.rand(inst, batch, n, generator=gen, dtype=torch.float64), 0.4)
-    loss, grads = _loss_and_grads(w_in, w_out, b, x.clone())
+    loss, grads = loss_and_grads(w_in, w_out, b, x.clone())
     leaves = [t.clone().requires_grad_(True) for t in (w_in, w_out, b)]
     y = torch.relu(torch.einsum("ibm,inm->ibn", torch.einsum("ibn,imn->ibm", x, leaves[0]), leaves[1])
                    + leaves[2][:, None, :])
@@ -123,11 +121,11 @@ def test_sparse_step_equals_dense_step(ps):
     w_out = 0.3 * torch.randn(inst, n, m, generator=gen, dtype=torch.float64)
     b = 0.1 * torch.randn(inst, n, generator=gen, dtype=torch.float64) - 0.02
     seeds = list(range(5, 5 + inst))
-    x_sparse = _DataStream(seeds, ps, "train", torch.device("cpu"), torch.float64).draw_sparse(batch, n)
-    x = _DataStream(seeds, ps, "train", torch.device("cpu"), torch.float64).draw(batch, n)
+    x_sparse = DataStream(seeds, ps, "train", torch.device("cpu"), torch.float64).draw_sparse(batch, n)
+    x = DataStream(seeds, ps, "train", torch.device("cpu"), torch.float64).draw(batch, n)
     assert torch.equal(x_sparse.dense(), x)  # the same random numbers give the same samples
-    loss_s, grads_s = _sparse_loss_and_grads(w_in, w_out, b, x_sparse)
-    loss_d, grads_d = _loss_and_grads(w_in, w_out, b, x.clone())
+    loss_s, grads_s = sparse_loss_and_grads(w_in, w_out, b, x_sparse)
+    loss_d, grads_d = loss_and_grads(w_in, w_out, b, x.clone())
     leaves = [t.clone().requires_grad_(True) for t in (w_in, w_out, b)]
     y = torch.relu(torch.einsum("ibn,imn->ibm", x, leaves[0]) @ leaves[1].transpose(1, 2) + leaves[2][:, None, :])
     ((y - x) ** 2).mean(dim=(1, 2)).sum().backward()
@@ -145,8 +143,8 @@ def test_sparse_heldout_loss_equals_dense():
     w_out = 0.3 * torch.randn(inst, n, m, generator=gen, dtype=torch.float64)
     b = 0.1 * torch.randn(inst, n, generator=gen, dtype=torch.float64)
     p = torch.tensor([0.05, 0.01], dtype=torch.float64).view(-1, 1, 1)
-    sparse = _loss_on(w_in, w_out, b, p, [3, 4], "eval", 3000, 1024, sparse=True)
-    dense = _loss_on(w_in, w_out, b, p, [3, 4], "eval", 3000, 1024, sparse=False)
+    sparse = batch_loss(w_in, w_out, b, p, [3, 4], "eval", 3000, 1024, sparse=True)
+    dense = batch_loss(w_in, w_out, b, p, [3, 4], "eval", 3000, 1024, sparse=False)
     for a, c in zip(sparse, dense):
         torch.testing.assert_close(a, c, rtol=1e-12, atol=0)
 
@@ -165,7 +163,7 @@ def test_training_matches_nn_module_with_torch_optim(optimizer, p):
         opt = torch.optim.Adam(params, lr=3e-3 / math.sqrt(cfg.n), eps=1e-7)
     else:
         opt = torch.optim.AdamW(params, lr=1e-3)  # Anthropic: lr 1e-3, torch defaults otherwise
-    stream = _DataStream([cfg.seed], [cfg.p], "train", torch.device("cpu"), torch.float64)
+    stream = DataStream([cfg.seed], [cfg.p], "train", torch.device("cpu"), torch.float64)
     for _ in range(cfg.steps):
         x = stream.draw(cfg.batch, cfg.n)[0]
         loss = torch.nn.functional.mse_loss(torch.relu(second(first(x))), x)
@@ -209,13 +207,13 @@ def test_padded_batch_equals_models_trained_alone(dtype, tol):
 
 def test_padded_units_stay_exactly_zero():
     configs = [_cfg(m=2), _cfg(m=7, seed=4)]
-    state = _Batch(configs, [0, 1], torch.device("cpu"), torch.float64)
+    state = InstanceBatch(configs, [0, 1], torch.device("cpu"), torch.float64)
     gen = torch.Generator().manual_seed(0)
     for step in range(1, 30):
         x = sample_data(torch.rand(2, 32, 24, generator=gen, dtype=torch.float64), state.p)
-        _, grads = _loss_and_grads(state.w_in, state.w_out, state.b, x)
+        _, grads = loss_and_grads(state.w_in, state.w_out, state.b, x)
         assert torch.count_nonzero(grads[0][0, 2:]) == 0 and torch.count_nonzero(grads[1][0, :, 2:]) == 0
-        _adam_step(state, grads, step, configs[0])
+        adam_step(state, grads, step, configs[0])
     assert torch.count_nonzero(state.w_in[0, 2:]) == 0
     assert torch.count_nonzero(state.w_out[0, :, 2:]) == 0
     assert torch.count_nonzero(state.w_in[0, :2]) == 2 * 24

@@ -61,21 +61,29 @@ import numpy as np
 import torch
 
 from rugtheory.theory.checks import check_int, check_probability, check_seed
+from rugtheory.validation.steps import (
+    EVAL_ROWS,
+    batch_loss,
+    default_device,
+    heldout_loss,
+    loss_and_grads,
+    sparse_default,
+    sparse_loss_and_grads,
+)
+from rugtheory.validation.streams import SPARSE_P, DataStream, init_weights, sample_data, stream_seed
 
 __all__ = [
+    "InstanceBatch",
     "TrainConfig",
     "TrainedModel",
-    "train_models",
+    "adam_step",
+    "default_device",
+    "heldout_loss",
+    "init_weights",
     "sample_data",
     "stream_seed",
-    "init_weights",
-    "heldout_loss",
-    "default_device",
+    "train_models",
 ]
-
-#: Names of the random streams a config draws from (index into the stream seed).
-STREAMS = {"init": 0, "train": 1, "confirm": 2, "eval": 3}
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -197,250 +205,7 @@ class TrainedModel:
         return self.W_out.astype(np.float64) @ self.W_in.astype(np.float64)
 
 
-def default_device() -> str:
-    """``"cuda"`` when available, else ``"cpu"``."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def stream_seed(seed: int, stream: str) -> int:
-    """A 63-bit torch seed for one random stream of a config, from ``(seed, stream)`` only."""
-    state = np.random.SeedSequence([int(seed), STREAMS[stream]]).generate_state(1, np.uint64)[0]
-    return int(state >> np.uint64(1))
-
-
-def _generator(seed: int, stream: str, device: torch.device | str) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(stream_seed(seed, stream))
-    return g
-
-
-def init_weights(n: int, m: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """PyTorch's default ``nn.Linear`` init of the untied model, on the CPU in float32.
-
-    Draws, in ``nn.Linear`` order, ``W_in`` (m×n, kaiming-uniform with a = sqrt(5), i.e.
-    U(-1/sqrt(n), 1/sqrt(n))), ``W_out`` (n×m, U(-1/sqrt(m), 1/sqrt(m))) and ``b`` (n,
-    U(-1/sqrt(m), 1/sqrt(m))) from the generator of stream ``"init"``.
-    """
-    g = _generator(seed, "init", "cpu")
-    w_in = torch.empty(m, n)
-    torch.nn.init.kaiming_uniform_(w_in, a=math.sqrt(5), generator=g)
-    w_out = torch.empty(n, m)
-    torch.nn.init.kaiming_uniform_(w_out, a=math.sqrt(5), generator=g)
-    bound = 1 / math.sqrt(m)
-    b = torch.empty(n)
-    torch.nn.init.uniform_(b, -bound, bound, generator=g)
-    return w_in, w_out, b
-
-
-def sample_data(u: torch.Tensor, p: torch.Tensor | float) -> torch.Tensor:
-    """``x = 1[u < p] · u/p`` from uniforms ``u``: Bernoulli(p)·Uniform[0,1) per entry.
-
-    ``p`` broadcasts against ``u`` (shape (I, 1, 1) for a batch of instances).
-    """
-    # threshold(v, -1, 0) keeps v where v > -1, i.e. u/p < 1, and writes 0 elsewhere: one fused
-    # pass (several times faster on the CPU than torch.where with a boolean temporary).
-    neg = torch.nn.functional.threshold(u * (-1.0 / p), -1.0, 0.0)
-    return neg.neg_()
-
-
-#: At or below this p, samples are drawn sparsely (geometric gaps between active entries: O(p B n)
-#: random numbers instead of B n); above it, one uniform per entry.
-SPARSE_P = 0.1
-
-
-def _sparse_draw(total: int, p: float, g: torch.Generator, device: torch.device,
-                 dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Active positions (sorted, int64) and values of ``total`` i.i.d. Bernoulli(p)·U[0,1) entries.
-
-    In the flattened array the active positions of i.i.d. Bernoulli(p) entries are the partial sums
-    of i.i.d. Geometric(p) gaps, ``gap = 1 + floor(log(u) / log(1 − p))``; each active entry then
-    gets a fresh Uniform[0, 1) value. Exactly the law of docs/theory.md §1, with about ``p·total`` draws.
-    """
-    log_q = math.log1p(-p)
-    k = int(p * total + 6 * math.sqrt(p * (1 - p) * total) + 16)
-    start = 0
-    positions, values = [], []
-    while True:
-        u = torch.rand(k, generator=g, device=device, dtype=torch.float64).clamp_min_(1e-300)
-        pos = torch.cumsum(torch.floor(torch.log(u) / log_q).to(torch.int64) + 1, 0).add_(start - 1)
-        count = int(torch.searchsorted(pos, total))
-        positions.append(pos[:count])
-        values.append(torch.rand(count, generator=g, device=device, dtype=dtype))
-        if count < k:
-            break
-        start = int(pos[-1]) + 1
-    if len(positions) == 1:
-        return positions[0], values[0]
-    return torch.cat(positions), torch.cat(values)
-
-
-def _sparse_fill(out: torch.Tensor, p: float, g: torch.Generator) -> None:
-    """Fill ``out`` with x = Bernoulli(p)·U[0,1) from :func:`_sparse_draw` (same random numbers)."""
-    flat = out.view(-1)
-    flat.zero_()
-    pos, vals = _sparse_draw(flat.numel(), p, g, out.device, out.dtype)
-    flat[pos] = vals
-
-
-class _SparseX:
-    """A batch x of shape (I, B, n) held by its active entries, in the two orders the step needs.
-
-    * ``flat``: index of each entry in the flattened (I, B, n) array (instance, then sample, then
-      feature: "CSR" order), ``values`` its value, ``instance`` its instance;
-    * ``rows_index``/``rows_offsets``: for ``h = x W_in^T`` as one ``embedding_bag`` over the
-      stacked ``(I n, M)`` matrix of the W_in^T, one bag per (instance, sample);
-    * ``cols_index``/``cols_offsets``/``cols_values``: the same entries sorted by (instance,
-      feature) ("CSC" order), for ``dL/dW_in^T = x^T dh`` as one ``embedding_bag`` over the
-      ``(I B, M)`` rows of dh, one bag per (instance, feature).
-
-    The CSC order comes from a stable radix sort of 16-bit feature indices (numpy), per instance.
-    """
-
-    def __init__(self, parts: Sequence[tuple[torch.Tensor, torch.Tensor]], rows: int, n: int,
-                 device: torch.device, *, transpose: bool = True) -> None:
-        inst = len(parts)
-        self.shape = (inst, rows, n)
-        per = rows * n
-        if inst == 1:
-            self.flat, self.values = parts[0]
-            self.instance = None  # every entry belongs to instance 0
-        else:
-            self.flat = torch.cat([pos + k * per for k, (pos, _) in enumerate(parts)])
-            self.values = torch.cat([v for _, v in parts])
-            counts = torch.tensor([len(v) for _, v in parts], device=device)
-            self.instance = torch.repeat_interleave(torch.arange(inst, device=device), counts)
-        sample = torch.div(self.flat, n, rounding_mode="floor")  # global row in (I B)
-        self.rows_index = self.flat - sample * n  # feature j ...
-        if inst > 1:
-            self.rows_index += torch.div(sample, rows, rounding_mode="floor") * n  # ... + k n: row of (I n, M)
-        self.rows_offsets = _offsets(sample, inst * rows)
-        if not transpose:
-            return
-        # bags are counted in any order; the entries are then permuted into (instance, feature) order
-        self.cols_offsets = _offsets(self.rows_index, inst * n)
-        order = _stable_order(self.rows_index, [len(v) for _, v in parts], n)
-        self.cols_index = sample.index_select(0, order)
-        self.cols_values = self.values.index_select(0, order)
-
-    def dense(self) -> torch.Tensor:
-        x = torch.zeros(self.shape, dtype=self.values.dtype, device=self.values.device)
-        x.view(-1)[self.flat] = self.values
-        return x
-
-
-def _offsets(keys: torch.Tensor, bags: int) -> torch.Tensor:
-    """Start of each bag 0..bags-1 once ``keys`` are sorted (empty bags get the next bag's start)."""
-    counts = torch.bincount(keys, minlength=bags)
-    return torch.cumsum(counts, 0).sub_(counts)
-
-
-def _stable_order(key: torch.Tensor, counts: Sequence[int], n: int) -> torch.Tensor:
-    """Permutation that sorts ``key`` (= instance·n + feature, instances already in order) stably.
-
-    Per instance, a stable sort of its features: numpy's radix sort of 16-bit keys, O(count).
-    """
-    if n <= 1 << 16 and key.device.type == "cpu":
-        f = key.numpy()
-        out = np.empty(len(f), dtype=np.int64)
-        start = 0
-        for k, c in enumerate(counts):
-            out[start:start + c] = np.argsort((f[start:start + c] - k * n).astype(np.uint16), kind="stable")
-            out[start:start + c] += start
-            start += c
-        return torch.from_numpy(out)
-    return torch.argsort(key, stable=True)
-
-
-class _DataStream:
-    """One generator per instance for one stream; :meth:`draw` returns x of shape (I, rows, n).
-
-    Each instance consumes its own generator only, so its samples do not depend on the batch.
-    """
-
-    def __init__(self, seeds: Sequence[int], ps: Sequence[float], stream: str, device: torch.device,
-                 dtype: torch.dtype):
-        self.device, self.dtype = device, dtype
-        self.ps = [float(p) for p in ps]
-        self.gens = [_generator(s, stream, device) for s in seeds]
-
-    def keep(self, positions: Sequence[int]) -> None:
-        self.ps = [self.ps[k] for k in positions]
-        self.gens = [self.gens[k] for k in positions]
-
-    def draw(self, rows: int, n: int) -> torch.Tensor:
-        x = torch.empty(len(self.gens), rows, n, device=self.device, dtype=self.dtype)
-        for k, (p, g) in enumerate(zip(self.ps, self.gens)):
-            if p <= SPARSE_P:
-                _sparse_fill(x[k], p, g)
-            else:
-                torch.rand(rows, n, generator=g, device=self.device, dtype=self.dtype, out=x[k])
-                x[k] = sample_data(x[k], p)
-        return x
-
-    def draw_sparse(self, rows: int, n: int, *, transpose: bool = True) -> _SparseX:
-        """The same samples as :meth:`draw` (same random numbers), held by their active entries.
-
-        ``transpose=False`` skips the (instance, feature) order, which only the backward pass needs.
-        """
-        if any(p > SPARSE_P for p in self.ps):
-            raise ValueError(f"draw_sparse needs every p <= SPARSE_P={SPARSE_P}, got {max(self.ps)}")
-        parts = [_sparse_draw(rows * n, p, g, self.device, self.dtype) for p, g in zip(self.ps, self.gens)]
-        return _SparseX(parts, rows, n, self.device, transpose=transpose)
-
-
-@torch.no_grad()
-def _loss_on(
-    w_in: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor, p: torch.Tensor, seeds: Sequence[int],
-    stream: str, samples: int, chunk: int, sparse: bool | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard error of the per-sample loss over ``samples`` fresh samples, per instance.
-
-    ``sparse`` (default: on the CPU when every p <= SPARSE_P) computes ``x W_in^T`` from the active
-    entries of x only; the samples are the same either way.
-    """
-    n = w_in.shape[-1]
-    data = _DataStream(seeds, p.view(-1).tolist(), stream, w_in.device, w_in.dtype)
-    if sparse is None:
-        sparse = _sparse_default(w_in.device, data.ps)  # as in training
-    w_in_t = _stacked_rows(w_in) if sparse else None
-    total = torch.zeros(len(seeds), dtype=torch.float64, device=w_in.device)
-    total_sq = torch.zeros_like(total)
-    done = 0
-    while done < samples:
-        rows = min(chunk, samples - done)
-        if sparse:
-            x = data.draw_sparse(rows, n, transpose=False)
-            _, diff = _sparse_forward(w_in_t, w_out, b, x)  # y
-            flat = diff.view(-1)
-            flat.index_copy_(0, x.flat, flat.index_select(0, x.flat) - x.values)  # y - x at active entries
-        else:
-            x = data.draw(rows, n)
-            diff = torch.relu(torch.baddbmm(b.unsqueeze(1), torch.bmm(x, w_in.transpose(1, 2)), w_out.transpose(1, 2)))
-            diff -= x
-        per_sample = diff.pow_(2).mean(dim=2).to(torch.float64)  # (I, rows)
-        total += per_sample.sum(dim=1)
-        total_sq += per_sample.pow(2).sum(dim=1)
-        done += rows
-    mean = total / samples
-    var = (total_sq / samples - mean.pow(2)).clamp_min(0) * samples / (samples - 1)
-    return mean, (var / samples).sqrt()
-
-
-def heldout_loss(
-    W_in: np.ndarray, W_out: np.ndarray, b: np.ndarray, p: float, *, seed: int, samples: int = 100_000,
-    device: str | None = None,
-) -> tuple[float, float]:
-    """Held-out loss and its standard error of one model on ``samples`` fresh samples (stream ``eval``)."""
-    dev = torch.device(device or default_device())
-    w_in = torch.as_tensor(np.asarray(W_in), device=dev).unsqueeze(0)
-    w_out = torch.as_tensor(np.asarray(W_out), device=dev, dtype=w_in.dtype).unsqueeze(0)
-    bb = torch.as_tensor(np.asarray(b), device=dev, dtype=w_in.dtype).unsqueeze(0)
-    pp = torch.tensor([[[float(check_probability(p))]]], device=dev, dtype=w_in.dtype)
-    mean, se = _loss_on(w_in, w_out, bb, pp, [check_seed(seed)], "eval", samples, EVAL_ROWS)
-    return float(mean[0]), float(se[0])
-
-
-class _Batch:
+class InstanceBatch:
     """Training state of the active instances, with everything indexed along axis 0."""
 
     def __init__(self, configs: Sequence[TrainConfig], idx: list[int], device: torch.device, dtype: torch.dtype):
@@ -487,93 +252,7 @@ class _Batch:
         )
 
 
-def _loss_and_grads(
-    w_in: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor, x: torch.Tensor
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Per-instance minibatch loss (I,) and the gradients of their sum, by hand.
-
-    h = x W_in^T, z = h W_out^T + b, y = ReLU(z), L = mean (y - x)^2 over batch and features;
-    dL/dz = 2 (y - x) 1[z > 0] / (B n), dW_out = dz^T h, db = Σ_batch dz, dW_in = (dz W_out)^T x.
-    tests/test_validation_train.py checks these against autograd.
-    """
-    inst, batch, n = x.shape
-    scale = 2.0 / (batch * n)
-    h = torch.bmm(x, w_in.transpose(1, 2))
-    z = torch.baddbmm(b.unsqueeze(1), h, w_out.transpose(1, 2))
-    diff = torch.relu(z).sub_(x)
-    flat = diff.view(inst, 1, batch * n)
-    loss = torch.bmm(flat, flat.transpose(1, 2)).view(inst) / (batch * n)  # one fused pass (BLAS dot)
-    # dz = diff · 1[z > 0] (one fused pass: ReLU's backward kernel); the factor 2/(B n) is applied
-    # to the small gradient tensors instead of the large dz.
-    dz = torch.ops.aten.threshold_backward(diff, z, 0)
-    g_out = torch.bmm(dz.transpose(1, 2), h).mul_(scale)
-    g_b = dz.sum(dim=1).mul_(scale)
-    g_in = torch.bmm(torch.bmm(dz, w_out).transpose(1, 2), x).mul_(scale)
-    return loss, [g_in, g_out, g_b]
-
-
-def _stacked_rows(w_in: torch.Tensor) -> torch.Tensor:
-    """The W_in^T of every instance stacked as one row-major (I n, M) matrix (embedding_bag's fast path)."""
-    inst, big_m, n = w_in.shape
-    return w_in.transpose(1, 2).contiguous().view(inst * n, big_m)
-
-
-def _sparse_forward(w_in_t: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor,
-                    x: _SparseX) -> tuple[torch.Tensor, torch.Tensor]:
-    """``h = x W_in^T`` from the active entries of x (one ``embedding_bag`` over
-    ``w_in_t = _stacked_rows(W_in)``) and ``y = ReLU(h W_out^T + b)``, in place; returns ``(h, y)``."""
-    inst, batch, _ = x.shape
-    h = torch.nn.functional.embedding_bag(x.rows_index, w_in_t, x.rows_offsets, mode="sum",
-                                          per_sample_weights=x.values).view(inst, batch, -1)
-    return h, torch.baddbmm(b.unsqueeze(1), h, w_out.transpose(1, 2)).clamp_min_(0)
-
-
-def _sparse_default(device: torch.device, ps: Sequence[float]) -> bool:
-    """The sparse step pays off on the CPU, where the products with x are a third of the work; on
-    CUDA the dense batched products are cheaper. It needs every p <= SPARSE_P."""
-    return device.type == "cpu" and all(p <= SPARSE_P for p in ps)
-
-
-def _sparse_loss_and_grads(
-    w_in: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor, x: _SparseX
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """:func:`_loss_and_grads` for a sparse batch: the same loss and gradients, fewer operations.
-
-    Both products with x use its p·B·n active entries only (``embedding_bag``): ``h = x W_in^T``
-    over the (instance, sample) bags of the rows of W_in^T and ``dW_in^T = x^T dh`` over the
-    (instance, feature) bags of the rows of dh. ReLU runs in place on z (``y > 0`` iff ``z > 0``),
-    and ``dz = y − x`` where ``y > 0``, else 0, is written at the active entries only:
-
-        loss = Σ (y − x)^2 = Σ dz^2 + Σ_{x_j > 0, y_j = 0} x_j^2.
-
-    tests/test_validation_train.py checks it against the dense route and autograd.
-    """
-    inst, big_m, n = w_in.shape
-    batch = x.shape[1]
-    scale = 2.0 / (batch * n)
-    h, dz = _sparse_forward(_stacked_rows(w_in), w_out, b, x)  # dz holds y = ReLU(z) until the active entries are fixed
-    flat = dz.view(-1)
-    y_active = flat.index_select(0, x.flat)
-    on = y_active > 0
-    flat.index_copy_(0, x.flat, torch.where(on, y_active - x.values, torch.zeros_like(y_active)))
-    missed = torch.where(on, torch.zeros_like(y_active), x.values.square())
-    dz_flat = dz.view(inst, 1, batch * n)
-    loss = torch.bmm(dz_flat, dz_flat.transpose(1, 2)).view(inst)
-    if x.instance is None:
-        loss = loss.add_(missed.sum())
-    else:
-        loss = loss.index_add_(0, x.instance, missed)
-    loss = loss / (batch * n)
-    g_out = torch.bmm(dz.transpose(1, 2), h).mul_(scale)
-    g_b = dz.sum(dim=1).mul_(scale)
-    dh = torch.bmm(dz, w_out).view(inst * batch, big_m)
-    g_in_t = torch.nn.functional.embedding_bag(x.cols_index, dh, x.cols_offsets, mode="sum",
-                                               per_sample_weights=x.cols_values)
-    g_in = g_in_t.view(inst, n, big_m).transpose(1, 2).contiguous().mul_(scale)
-    return loss, [g_in, g_out, g_b]
-
-
-def _adam_step(st: _Batch, grads: list[torch.Tensor], step: int, cfg: TrainConfig) -> None:
+def adam_step(st: InstanceBatch, grads: list[torch.Tensor], step: int, cfg: TrainConfig) -> None:
     """Adam / AdamW as ``torch.optim.Adam`` / ``AdamW``, with a per-instance lr.
 
     When every instance of the batch has the same lr (the recipe's 3e-3/sqrt(n) at one n), this is
@@ -631,15 +310,6 @@ def _buckets(configs: Sequence[TrainConfig], max_padding: float) -> list[list[in
     return [sorted(b) for b in out]
 
 
-#: Rows per evaluation chunk. Fixed, so that a config's held-out and confirmation samples are the
-#: same whatever else is in the batch (the sparse sampler's draws depend on the chunk shape).
-EVAL_ROWS = 1024
-
-
-def _eval_chunk(instances: int, n: int) -> int:
-    return EVAL_ROWS
-
-
 def train_models(
     configs: Sequence[TrainConfig],
     *,
@@ -679,11 +349,36 @@ def train_models(
     configs = list(configs)
     if not configs:
         return []
+    _check_batch(configs, max_padding, sparse)
+    run = _Run(configs, torch.device(device or default_device()), max_padding, sparse, on_result)
+    cfg = configs[0]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, desc=f"train n={cfg.n} ×{len(configs)}", unit="step", leave=False)
+    step = 0
+    while run.active() and step < cfg.steps:
+        step += 1
+        run.step(step)
+        if bar is not None:
+            bar.update(1)
+        if step % cfg.check_every == 0 or step == cfg.steps:
+            run.check_all(step)
+            if bar is not None:
+                bar.set_postfix(active=run.active())
+    run.finish_all(step)  # steps == 0: nothing was checked
+    if bar is not None:
+        bar.close()
+    return [run.results[i] for i in range(len(configs))]
+
+
+def _check_batch(configs: list[TrainConfig], max_padding: float, sparse: bool | None) -> None:
+    """Refuse what cannot train as one batched program, naming the parameter."""
     for c in configs:
         if not isinstance(c, TrainConfig):
             raise ValueError(f"configs must hold TrainConfig objects, got {type(c).__name__}")
-    keys = {_group_key(c) for c in configs}
-    if len(keys) != 1:
+    if len({_group_key(c) for c in configs}) != 1:
         raise ValueError(
             "configs must share n and the training-loop fields (batch, optimizer, steps, eval_samples, dtype, "
             "convergence rule) to train as one batch; group them first (rugtheory.validation.sweep does)"
@@ -692,72 +387,66 @@ def train_models(
         raise ValueError(f"max_padding must be in [0, 1], got {max_padding!r}")
     if sparse not in (None, True, False):
         raise ValueError(f"sparse must be None, True or False, got {sparse!r}")
-    cfg = configs[0]
-    dev = torch.device(device or default_device())
-    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    n = cfg.n
-    states = [_Batch(configs, idx, dev, dtype) for idx in _buckets(configs, max_padding)]
-    sparse_step = [
-        _sparse_default(dev, ps) if sparse is None else sparse and all(p <= SPARSE_P for p in ps)
-        for ps in ([configs[i].p for i in st.idx] for st in states)
-    ]
-    streams = [_DataStream(st.seeds, [configs[i].p for i in st.idx], "train", dev, dtype) for st in states]
-    results: dict[int, TrainedModel] = {}
-    history: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
-    confirm: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
-    conv_step: dict[int, int] = {}
-    start_time = time.perf_counter()
-    lag = cfg.window // cfg.check_every
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.steps, desc=f"train n={n} ×{len(configs)}", unit="step", leave=False)
+class _Run:
+    """The state of one :func:`train_models` call: the width buckets, their data streams, and what
+    has been recorded per config (loss histories, convergence steps, finished models)."""
 
-    def finish(st: _Batch, data: _DataStream, keep_positions: list[int], step: int, statuses: dict[int, str]) -> None:
-        """Record every active instance of ``st`` not kept, then shrink the batch."""
-        leaving = [k for k in range(len(st.idx)) if k not in keep_positions]
-        if not leaving:
-            return
-        sel = torch.tensor(leaving, dtype=torch.long, device=dev)
-        w_in, w_out, b = (t.index_select(0, sel) for t in st.params)
-        p = st.p.index_select(0, sel)
-        seeds = [st.seeds[k] for k in leaving]
-        mean, se = _loss_on(w_in, w_out, b, p, seeds, "eval", cfg.eval_samples, _eval_chunk(len(leaving), n))
-        first_bad = st.first_bad.index_select(0, sel).cpu().tolist()
-        for j, k in enumerate(leaving):
-            i = st.idx[k]
-            c = configs[i]
-            status = statuses.get(k, "ok")
-            bad = first_bad[j] >= 0
-            results[i] = TrainedModel(
-                config=c,
-                W_in=w_in[j, : c.m].cpu().numpy().copy(),
-                W_out=w_out[j, :, : c.m].cpu().numpy().copy(),
-                b=b[j].cpu().numpy().copy(),
-                heldout_loss=float("nan") if bad else float(mean[j]),
-                heldout_se=float("nan") if bad else float(se[j]),
-                converged=(i in conv_step) and not bad,
-                steps_run=step,
-                history=history[i],
-                status="nonfinite" if bad else status,
-                converged_step=conv_step.get(i),
-                nonfinite_step=int(first_bad[j]) if bad else None,
-                confirm_history=confirm[i],
-                train_seconds=time.perf_counter() - start_time,
-            )
-            if on_result is not None:
-                on_result(i, results[i])
-        st.keep(keep_positions)
-        data.keep(keep_positions)
+    def __init__(self, configs: list[TrainConfig], dev: torch.device, max_padding: float, sparse: bool | None,
+                 on_result: Callable[[int, TrainedModel], None] | None) -> None:
+        self.configs, self.dev, self.on_result = configs, dev, on_result
+        self.cfg = cfg = configs[0]
+        dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+        self.states = [InstanceBatch(configs, idx, dev, dtype) for idx in _buckets(configs, max_padding)]
+        self.sparse_step = [
+            sparse_default(dev, ps) if sparse is None else sparse and all(p <= SPARSE_P for p in ps)
+            for ps in ([configs[i].p for i in st.idx] for st in self.states)
+        ]
+        self.streams = [DataStream(st.seeds, [configs[i].p for i in st.idx], "train", dev, dtype) for st in self.states]
+        self.results: dict[int, TrainedModel] = {}
+        self.history: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
+        self.confirm: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(configs))}
+        self.conv_step: dict[int, int] = {}
+        self.start_time = time.perf_counter()
+        self.lag = cfg.window // cfg.check_every
 
-    def check(st: _Batch, data: _DataStream, step: int) -> None:
+    def active(self) -> int:
+        return sum(len(st.idx) for st in self.states)
+
+    def step(self, step: int) -> None:
+        """One optimiser step of every bucket; records the EMA of the loss and the first non-finite step."""
+        cfg, beta = self.cfg, self.cfg.ema_beta
+        for st, data, use_sparse in zip(self.states, self.streams, self.sparse_step):
+            if not st.idx:
+                continue
+            if use_sparse:
+                loss, grads = sparse_loss_and_grads(st.w_in, st.w_out, st.b, data.draw_sparse(cfg.batch, cfg.n))
+            else:
+                loss, grads = loss_and_grads(st.w_in, st.w_out, st.b, data.draw(cfg.batch, cfg.n))
+            loss64 = loss.detach().to(torch.float64)
+            finite = torch.isfinite(loss64)
+            st.first_bad = torch.where((st.first_bad < 0) & ~finite, torch.full_like(st.first_bad, step),
+                                       st.first_bad)
+            st.ema.mul_(beta).add_(torch.where(finite, loss64, torch.zeros_like(loss64)), alpha=1 - beta)
+            adam_step(st, grads, step, cfg)
+
+    def check_all(self, step: int) -> None:
+        for st, data in zip(self.states, self.streams):
+            if st.idx:
+                self.check(st, data, step)
+
+    def finish_all(self, step: int) -> None:
+        for st, data in zip(self.states, self.streams):
+            if st.idx:
+                self.finish(st, data, [], step, {})
+
+    def check(self, st: InstanceBatch, data: DataStream, step: int) -> None:
         """The convergence rule and the non-finite exit at a check step (module docstring)."""
-        ema = (st.ema / (1 - beta**step)).cpu().tolist()
+        cfg, history, confirm, conv_step = self.cfg, self.history, self.confirm, self.conv_step
+        ema = (st.ema / (1 - cfg.ema_beta**step)).cpu().tolist()
         bad = (st.first_bad >= 0).cpu().tolist()
-        vmean, _ = _loss_on(st.w_in, st.w_out, st.b, st.p, st.seeds, "confirm", cfg.confirm_samples,
-                            _eval_chunk(len(st.idx), n))
+        vmean, _ = batch_loss(st.w_in, st.w_out, st.b, st.p, st.seeds, "confirm", cfg.confirm_samples, EVAL_ROWS)
         vmean_list = vmean.cpu().tolist()
         keep, statuses = [], {}
         for k, i in enumerate(st.idx):
@@ -766,9 +455,9 @@ def train_models(
             if bad[k]:
                 statuses[k] = "nonfinite"
                 continue
-            if i not in conv_step and step >= cfg.min_steps and len(history[i]) > lag:
-                e_old, e_new = history[i][-1 - lag][1], history[i][-1][1]
-                v_old, v_new = confirm[i][-1 - lag][1], confirm[i][-1][1]
+            if i not in conv_step and step >= cfg.min_steps and len(history[i]) > self.lag:
+                e_old, e_new = history[i][-1 - self.lag][1], history[i][-1][1]
+                v_old, v_new = confirm[i][-1 - self.lag][1], confirm[i][-1][1]
                 if (e_old - e_new) < cfg.rel_tol * e_new and (v_old - v_new) < cfg.rel_tol * v_new:
                     conv_step[i] = step
             if i in conv_step and cfg.stop_on_convergence:
@@ -776,36 +465,41 @@ def train_models(
             keep.append(k)
         if step == cfg.steps:
             keep = []
-        finish(st, data, keep, step, statuses)
+        self.finish(st, data, keep, step, statuses)
 
-    step = 0
-    beta = cfg.ema_beta
-    while any(st.idx for st in states) and step < cfg.steps:
-        step += 1
-        for st, data, use_sparse in zip(states, streams, sparse_step):
-            if not st.idx:
-                continue
-            if use_sparse:
-                loss, grads = _sparse_loss_and_grads(st.w_in, st.w_out, st.b, data.draw_sparse(cfg.batch, n))
-            else:
-                loss, grads = _loss_and_grads(st.w_in, st.w_out, st.b, data.draw(cfg.batch, n))
-            loss64 = loss.detach().to(torch.float64)
-            finite = torch.isfinite(loss64)
-            st.first_bad = torch.where((st.first_bad < 0) & ~finite, torch.full_like(st.first_bad, step),
-                                       st.first_bad)
-            st.ema.mul_(beta).add_(torch.where(finite, loss64, torch.zeros_like(loss64)), alpha=1 - beta)
-            _adam_step(st, grads, step, cfg)
-        if bar is not None:
-            bar.update(1)
-        if step % cfg.check_every == 0 or step == cfg.steps:
-            for st, data in zip(states, streams):
-                if st.idx:
-                    check(st, data, step)
-            if bar is not None:
-                bar.set_postfix(active=sum(len(st.idx) for st in states))
-    for st, data in zip(states, streams):
-        if st.idx:  # steps == 0
-            finish(st, data, [], step, {})
-    if bar is not None:
-        bar.close()
-    return [results[i] for i in range(len(configs))]
+    def finish(self, st: InstanceBatch, data: DataStream, keep_positions: list[int], step: int,
+               statuses: dict[int, str]) -> None:
+        """Record every active instance of ``st`` not kept (held-out loss on the eval stream), then shrink the batch."""
+        leaving = [k for k in range(len(st.idx)) if k not in keep_positions]
+        if not leaving:
+            return
+        sel = torch.tensor(leaving, dtype=torch.long, device=self.dev)
+        w_in, w_out, b = (t.index_select(0, sel) for t in st.params)
+        p = st.p.index_select(0, sel)
+        seeds = [st.seeds[k] for k in leaving]
+        mean, se = batch_loss(w_in, w_out, b, p, seeds, "eval", self.cfg.eval_samples, EVAL_ROWS)
+        first_bad = st.first_bad.index_select(0, sel).cpu().tolist()
+        for j, k in enumerate(leaving):
+            i = st.idx[k]
+            c = self.configs[i]
+            bad = first_bad[j] >= 0
+            self.results[i] = TrainedModel(
+                config=c,
+                W_in=w_in[j, : c.m].cpu().numpy().copy(),
+                W_out=w_out[j, :, : c.m].cpu().numpy().copy(),
+                b=b[j].cpu().numpy().copy(),
+                heldout_loss=float("nan") if bad else float(mean[j]),
+                heldout_se=float("nan") if bad else float(se[j]),
+                converged=(i in self.conv_step) and not bad,
+                steps_run=step,
+                history=self.history[i],
+                status="nonfinite" if bad else statuses.get(k, "ok"),
+                converged_step=self.conv_step.get(i),
+                nonfinite_step=int(first_bad[j]) if bad else None,
+                confirm_history=self.confirm[i],
+                train_seconds=time.perf_counter() - self.start_time,
+            )
+            if self.on_result is not None:
+                self.on_result(i, self.results[i])
+        st.keep(keep_positions)
+        data.keep(keep_positions)
