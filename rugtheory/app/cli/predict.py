@@ -6,7 +6,8 @@ Several values per flag evaluate the whole (p, r) grid; a repeated flag adds its
 Lines: a single point gives exactly one object); ``--csv FILE`` writes the grid.
 ``--no-structures`` skips the phase-map comparison (L* only, fastest).
 
-The grid is computed and printed in chunks of :data:`CHUNK` points (p varies slowest), so output
+The grid is computed and printed in chunks of :data:`CHUNK` points (4 times as many with
+``--no-structures``; p varies slowest), so output
 appears as it is computed and memory stays bounded on any grid size; the ``--csv`` file is
 checked and opened (its header written) before anything is computed. On a terminal, a grid of
 more than one chunk shows a progress bar on stderr (tqdm, when installed); otherwise a grid
@@ -29,10 +30,12 @@ __all__ = ["add_parser", "run", "compute", "iter_records", "FIELDS", "CHUNK"]
 FIELDS = ["p", "r", "loss", "a", "b", "sigma", "theta", "s", "zero_loss", "linear_loss", "linear_loss_no_bias"]
 #: Extra columns from :func:`rugtheory.constructions.phase_map.expected_structure` (absent with --no-structures).
 STRUCTURE_FIELDS = ["expected_structure", "expected_loss", "expected_over_symmetric"]
-#: Grid points computed (and printed) at a time: with structures ~21 KB each, so a chunk is ~5 MB.
+#: Grid points computed (and printed) at a time with structures; L* alone (--no-structures) takes
+#: 4 chunks at a time (its per-call overhead dominates small chunks). L* peaks at ~45 KB a point
+#: while computing, so a chunk holds at most ~50 MB whatever the grid size.
 CHUNK = 256
 #: Rough seconds per grid point (one core), with and without the structure comparison.
-_SECONDS_PER_POINT = {True: 5e-3, False: 5e-5}
+_SECONDS_PER_POINT = {True: 5e-3, False: 2e-4}
 
 
 def _number(text: str) -> float:
@@ -73,7 +76,7 @@ def _check_grid(ps: list[float], rs: list[float]) -> tuple[Any, Any]:
     return p, r
 
 
-def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, chunk: int = CHUNK):
+def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, chunk: int | None = None):
     """Records for the grid ``ps x rs`` (p varies slowest), yielded as lists of ``chunk`` points.
 
     Memory is bounded by the chunk, whatever the grid size; the values do not depend on ``chunk``.
@@ -83,6 +86,8 @@ def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, c
     from rugtheory.theory.optimum import optimal_symmetric_loss
 
     p, r = _check_grid(ps, rs)
+    if chunk is None:
+        chunk = CHUNK if structures else 4 * CHUNK
     if structures:
         from rugtheory.constructions.phase_map import expected_structure
     total = p.size * r.size
@@ -161,7 +166,7 @@ class _CsvOut:
 def _progress(total: int, structures: bool) -> Any:
     """A tqdm bar on a terminal for grids of more than one chunk; else a one-line notice for long grids."""
     seconds = total * _SECONDS_PER_POINT[structures]
-    if total > CHUNK and sys.stderr.isatty():
+    if total > CHUNK * (1 if structures else 4) and sys.stderr.isatty():
         try:
             from tqdm import tqdm
         except ImportError:
