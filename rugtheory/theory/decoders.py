@@ -289,31 +289,30 @@ def _noiseless(decoder: str, theta: np.ndarray, p: np.ndarray) -> tuple[np.ndarr
     return np.maximum(e2 - red, 0.0), gain, shift
 
 
+def _one_gain_fit(e2: np.ndarray, base: np.ndarray, cross: np.ndarray, xcross: np.ndarray,
+                  A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best gain of a one-parameter decoder ``f = c w`` (w the kept, thresholded feature), written
+    around whichever reference loses fewer digits: identity-centred (``c = 1 − cross/A``, loss
+    ``base − cross²/A``, with ``base`` the loss of c = 1) where ``base <= E x²``, else zero-centred
+    (``c = xcross/A``, loss ``E x² − xcross²/A``). Both are the same least-squares optimum.
+    """
+    use_id = base <= e2
+    loss = np.where(use_id, base - cross**2 / A, e2 - xcross**2 / A)
+    gain = np.where(use_id, 1.0 - cross / A, xcross / A)
+    return loss, gain
+
+
 def _thresholded(decoder: str, theta: np.ndarray, p: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     M = _region_moments(theta, p, s, relu=decoder == "relu")
     tiny = np.finfo(float).tiny
     e2 = p / 3.0
     if decoder == "relu":
-        # identity-centred: f = (1+δ) w; residual −(sZ − θ + δ w)
-        A = np.maximum(M["G2"], tiny)
-        id_loss = M["X"] + M["CR"] - M["BR"] ** 2 / A
-        id_gain = 1.0 - M["BR"] / A
-        # zero-centred: f = α w
-        zero_loss = e2 - M["XG1"] ** 2 / A
-        zero_gain = M["XG1"] / A
-        use_id = (M["X"] + M["CR"]) <= e2
-        loss = np.where(use_id, id_loss, zero_loss)
-        gain = np.where(use_id, id_gain, zero_gain)
+        # identity-centred: f = (1+δ) w, residual −(sZ − θ + δ w); zero-centred: f = α w
+        loss, gain = _one_gain_fit(e2, M["X"] + M["CR"], M["BR"], M["XG1"], np.maximum(M["G2"], tiny))
         return np.maximum(loss, 0.0), gain, -gain * theta
     if decoder == "jumprelu_gain":
-        A = np.maximum(M["EY2"], tiny)
-        id_loss = M["X"] + M["S2"] - M["S1y"] ** 2 / A
-        id_gain = 1.0 - M["S1y"] / A
-        zero_loss = e2 - M["XY1"] ** 2 / A
-        zero_gain = M["XY1"] / A
-        use_id = (M["X"] + M["S2"]) <= e2
-        loss = np.where(use_id, id_loss, zero_loss)
-        gain = np.where(use_id, id_gain, zero_gain)
+        # identity-centred: f = (1+δ) y 1[y > θ]; zero-centred: f = α y 1[y > θ]
+        loss, gain = _one_gain_fit(e2, M["X"] + M["S2"], M["S1y"], M["XY1"], np.maximum(M["EY2"], tiny))
         return np.maximum(loss, 0.0), gain, np.zeros_like(gain)
     # jumprelu_shift: basis {y, 1} on y > θ
     # identity-centred: f = y + δ y + γ, residual −(sZ + δ y + γ)
