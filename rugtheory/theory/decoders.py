@@ -422,7 +422,7 @@ def _polish(decoder: str, t: np.ndarray, L: np.ndarray, G: np.ndarray, B: np.nda
 
     A golden-section search on a flat minimum stops wherever ulp-level differences in the loss
     (another CPU's exp/log, another SIMD path) steer it, anywhere within ~sqrt(eps) of the true
-    argmin. Two deterministic steps remove that noise (docs/theory.md §6):
+    argmin. Two deterministic steps remove that noise (docs/theory.md §13.4):
 
     * the vertex of the parabola through ``t − h, t, t + h`` (h = 1e-4) is taken whenever the
       curvature is positive and the vertex lies inside ``[t − h, t + h]``; its noise is
