@@ -111,10 +111,14 @@ def section(ctx: ReportContext) -> str:
     m = phase_map(map_p, map_r)
     plot_phase_map(m, ctx.path("phase_map.png"))
     plot_loss_curves(ctx.path("phase_map_curves.png"), n_r=20 if smoke else 100)
+    cons = standard_constructions()  # the candidate list, named from the code (not restated by hand)
+    simplices = [c.k for c in cons if c.name.startswith("simplex")]
+    polygons = [c.k for c in cons if c.name.startswith("polygon")]
     lines = ["## Phase map: where the symmetric theory holds (docs/theory.md §10)", ""]
     lines += [
         "Candidates at each (p, r): the symmetric optimum L*; antipodal pairs (tied, and untied with "
-        "W_in = [1, -t]), regular simplices (3–10) and regular polygons (5, 6), each with its best gain and "
+        f"W_in = [1, -t]), regular simplices ({min(simplices)}–{max(simplices)}) and regular polygons "
+        f"({', '.join(map(str, polygons))}), each with its best gain and "
         "bias and an exact loss (box-spline closed form); a rug of antipodal pairs (r ≤ 1/2, large-n "
         "Gaussian interference σ² = a²v(1/r − 2)); dropped (loss v) and dedicated (loss 0) features; and "
         "every mixture of two of them in orthogonal subspaces (the lower convex envelope in r, rug blocks "
@@ -142,7 +146,7 @@ def section(ctx: ReportContext) -> str:
               f"Monte Carlo: full model from explicit weights (≈{n_features} features, {n_mc:,} samples), "
               "z = (MC − exact)/SE.", "",
               "| structure | r | p | g* | b* | loss | L*(p, r) | loss/L* | MC z |", "|---|---|---|---|---|---|---|---|---|"]
-    for con in standard_constructions():
+    for con in cons:
         for p in (1e-3, 0.05):
             o = optimal_structure_loss(con, p)
             lstar = float(optimal_symmetric_loss(p, con.ratio).loss)
