@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "build_parser", "SUBCOMMANDS"]
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
 #: Subcommand name -> module implementing it.
 SUBCOMMANDS: dict[str, str] = {
@@ -41,10 +41,10 @@ class _Parser(argparse.ArgumentParser):
 _SEEN = "_rugtheory_options_given"
 
 
-class _StoreOnce(argparse._StoreAction):  # noqa: SLF001
+class _StoreOnce(argparse._StoreAction):
     """``store`` that refuses a second occurrence of its option (argparse keeps the last silently)."""
 
-    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001, ANN204
+    def __call__(self, parser, namespace, values, option_string=None):
         seen = namespace.__dict__.setdefault(_SEEN, set())
         if self.dest in seen:
             raise argparse.ArgumentError(self, "given more than once; give each option once")
@@ -53,8 +53,8 @@ class _StoreOnce(argparse._StoreAction):  # noqa: SLF001
 
 
 def _store_once(parser: argparse.ArgumentParser) -> None:
-    for action in parser._actions:  # noqa: SLF001
-        if type(action) is argparse._StoreAction and action.option_strings:  # noqa: SLF001
+    for action in parser._actions:
+        if type(action) is argparse._StoreAction and action.option_strings:
             action.__class__ = _StoreOnce
 
 

@@ -13,13 +13,13 @@ import os
 from pathlib import Path
 
 __all__ = [
-    "check_output_file",
+    "available_memory",
+    "check_fits_memory",
     "check_output_dir",
+    "check_output_file",
+    "fmt_bytes",
     "make_output_dir",
     "parse_list",
-    "available_memory",
-    "fmt_bytes",
-    "check_fits_memory",
 ]
 
 

@@ -24,7 +24,7 @@ import math
 import sys
 from typing import Any
 
-__all__ = ["add_parser", "run", "compute", "iter_records", "FIELDS", "CHUNK"]
+__all__ = ["CHUNK", "FIELDS", "add_parser", "compute", "iter_records", "run"]
 
 #: Output columns, in order.
 FIELDS = ["p", "r", "loss", "a", "b", "sigma", "theta", "s", "zero_loss", "linear_loss", "linear_loss_no_bias"]
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     widths = {k: max(len(k), 16) for k in FIELDS}
     keys = fields + (["components"] if structures else [])
     # text mode prints the structure lines after the table: they wait in a spooled file (bounded memory)
-    later = tempfile.SpooledTemporaryFile(max_size=1 << 22, mode="w+") if structures and not args.json else None
+    later = tempfile.SpooledTemporaryFile(max_size=1 << 22, mode="w+") if structures and not args.json else None  # noqa: SIM115 -- closed in finally
     if not args.json:
         out.write("  ".join(k.rjust(widths[k]) for k in FIELDS) + "\n")
     bar = _progress(p.size * r.size, structures)

@@ -24,7 +24,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "run", "draw_rug", "rug_from_ratio", "max_samples", "MAX_CROP"]
+__all__ = ["MAX_CROP", "add_parser", "draw_rug", "max_samples", "rug_from_ratio", "run"]
 
 #: Largest ``--crop``: the heatmap is ~600 pixels wide, so a larger block only costs memory.
 MAX_CROP = 4096
@@ -63,10 +63,10 @@ def add_parser(sub: Any) -> None:
                     help="interference values in the histogram (default 200000; 100 to 2^23 = 8388608)")
 
 
-def rug_from_ratio(n: int, r: float | None, m: int | None, *, seed: int, kind: str, rows: str):  # noqa: ANN201
+def rug_from_ratio(n: int, r: float | None, m: int | None, *, seed: int, kind: str, rows: str):
     """A rug from ``(n, r)`` or ``(n, m)``; ``r·n`` must be an integer (within 1e-9)."""
-    from rugtheory.theory.checks import check_int, check_ratio
     from rugtheory.constructions.persian_rug import persian_rug
+    from rugtheory.theory.checks import check_int, check_ratio
 
     if m is None:
         r = float(check_ratio(r, "r"))
@@ -74,7 +74,7 @@ def rug_from_ratio(n: int, r: float | None, m: int | None, *, seed: int, kind: s
         m_float = r * n_int
         if abs(m_float - round(m_float)) > 1e-9 * max(1.0, m_float) or round(m_float) < 1:
             raise ValueError(f"r must make m = r·n a positive integer, got r={r!r} with n={n_int} (use --m)")
-        m = int(round(m_float))
+        m = round(m_float)
     return persian_rug(n, m, seed=seed, rows=rows, kind=kind)
 
 
@@ -91,8 +91,8 @@ def draw_rug(rug: Any, p: float, *, seed: int, path: str | Path, crop: int = 256
     import numpy as np
     from scipy import stats
 
-    from rugtheory.theory.checks import check_int, check_probability, check_seed
     from rugtheory.constructions.rug_monte_carlo import interference_law
+    from rugtheory.theory.checks import check_int, check_probability, check_seed
     from rugtheory.theory.data import sample_sparse_uniform
 
     p = float(check_probability(p))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_parser", "run", "PRESETS"]
+__all__ = ["PRESETS", "add_parser", "run"]
 
 #: Named sweep grids (any CLI flag overrides their fields).
 PRESETS: dict[str, dict[str, object]] = {
@@ -44,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                    epilog="Every flag is checked before anything trains; a bad one exits with code 2 "
                                           "and one line naming it. Each option may be given once.")
     add_arguments(parser)
-    for action in parser._actions:  # noqa: SLF001 -- the shared sweep flags, with the ranges checked here
+    for action in parser._actions:  # the shared sweep flags, with the ranges checked here
         extra = {"--threads": " (>= 1)", "--group-size": " (>= 1)", "--out": "; an existing directory or a new one",
                  "--r": " (k >= 2)", "--p": " (k >= 2)",
                  "--device": "; must exist here (cpu, cuda, cuda:N, mps)"}.get(action.option_strings[0] if
