@@ -22,6 +22,17 @@ false position (Illinois) on the sign of :math:`d(N^2/D)/d\theta \propto 2N'D - 
 grid bracket, so the result is never a bracket edge, and the better is kept. Where
 :math:`L^* < 10^{-6} p/3` the ratio cannot rank candidates (they agree to the last digits), so
 those points are ranked by the stable loss instead.
+
+Regimes (issue 11: correct for every accepted float, p in [2.2e-308, 1], r in [1e-300, 1]):
+the search above (moments divided by p, so N²/D never underflows; θ/s grid extended to 44 for
+p < 1e-30) runs for ``S_SMALL < s <= S_HUGE``. For s <= ``S_SMALL`` (high sparsity, r → 1) the
+gain a ≈ 1 + O(s) is not resolvable in float64, so the optimum is found in the scaled variables
+θ = sτ, a = 1 + sα of :func:`_small_s_objective`, whose L/(p s²) is exact and cancellation-free
+and tends to the K(p) problem of docs/theory.md §6; L* = p s² Λ* is then correctly rounded
+(it underflows to 0 for p ≲ 1e-155 at r = 1/4 while θ*, a*, s keep full precision). The affine
+optimum (a = r, θ = -p(1-r)/(2r)) with the ReLU applied is always a candidate, so L* <= (1-r)v
+holds; it is the answer for s > ``S_HUGE``. Checked against the mpmath oracle at
+2 log10(1/s) + 30 digits (tests/test_optimum.py).
 """
 
 from __future__ import annotations
@@ -233,7 +244,9 @@ def _candidate_grid(p: np.ndarray, r: np.ndarray, s: np.ndarray) -> np.ndarray:
     k = np.linspace(-12.0, 16.0, 57)
     if np.any(p < TAU_WIDE_BELOW_P):  # theta*/s ~ sqrt(2 ln(1/p)) reaches 38.6 at p = 5e-324
         k = np.concatenate([k, np.linspace(16.5, 44.0, 56)])
-    t_aff = -0.5 * p * (1.0 - r) / r
+    # Below -16 s the ReLU clips with probability < 1e-57: there the affine candidate of
+    # optimal_symmetric_loss stands for these points (and their moments would overflow).
+    t_aff = np.maximum(-0.5 * p * (1.0 - r) / r, -16.0 * s)
     parts = [
         s[:, None] * k[None, :],
         np.broadcast_to(np.linspace(0.0, 1.0, 21)[None, :], (s.size, 21)),
@@ -279,7 +292,7 @@ def _search(p: np.ndarray, r: np.ndarray, s: np.ndarray) -> np.ndarray:
     pp, ss = p[rr], s[rr]
     side = np.zeros(lo.shape, dtype=np.int8)
     for _ in range(_ILLINOIS_STEPS):
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             x = (lo * fhi - hi * flo) / (fhi - flo)
         bad = ~np.isfinite(x) | (x <= np.minimum(lo, hi)) | (x >= np.maximum(lo, hi))
         x = np.where(bad, 0.5 * (lo + hi), x)
