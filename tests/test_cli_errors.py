@@ -138,7 +138,7 @@ def test_validate_cuda_missing(tmp_path, capsys, no_training):
 
 
 def test_linspace_values():
-    from rugtheory.app.cli._args import parse_list
+    from rugtheory.theory.checks import parse_list
 
     assert parse_list("linspace:0.1:0.2:3", "--r", float, linspace=True) == [0.1, 0.1 + 0.1 * 1 / 2, 0.2]
     assert parse_list("linspace:0.3:0.3:1", "--r", float, linspace=True) == [0.3]

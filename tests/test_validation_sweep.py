@@ -168,9 +168,9 @@ def test_rugtheory_validate_writes_section(tmp_path):
     rc = main(["validate", "--out", str(tmp_path), "--n", "16", "--r", "0.25,0.5", "--p", "0.1,0.3", "--steps",
                "100", "--rug", "none", "--no-progress", "--device", "cpu", "--name", "cli", "--threads", "1"])
     assert rc == 0
-    text = (tmp_path / "validation.md").read_text()
+    text = (tmp_path / "validation-cli.md").read_text()  # the report is named after its sweep
     assert "### Predicted vs measured" in text and text.count("| 16 |") >= 4 + 1  # 4 runs + summary row
-    for name in ("validation_loss_vs_r.png", "validation_loss_vs_p.png", "validation_heatmaps_n16.png",
-                 "validation_predicted_vs_measured.png"):
+    for name in ("validation-cli_loss_vs_r.png", "validation-cli_loss_vs_p.png", "validation-cli_heatmaps_n16.png",
+                 "validation-cli_predicted_vs_measured.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert len(ResultStore(tmp_path).rows(sweep="cli")) == 4

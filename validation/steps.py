@@ -18,6 +18,7 @@ from rugtheory.theory.checks import check_probability, check_seed
 from rugtheory.validation.streams import SPARSE_P, DataStream, SparseBatch
 
 __all__ = [
+    "check_device",
     "EVAL_ROWS",
     "batch_loss",
     "default_device",
@@ -175,3 +176,30 @@ def sparse_loss_and_grads(
                                                per_sample_weights=x.cols_values)
     g_in = g_in_t.view(inst, n, big_m).transpose(1, 2).contiguous().mul_(scale)
     return loss, [g_in, g_out, g_b]
+
+
+def check_device(device: str | None, *, availability: bool = True) -> None:
+    """``device`` is a torch device (``cpu``, ``cuda``, ``cuda:N``, ``mps``) that this machine has.
+
+    With ``availability=False`` only the spelling is checked (ray workers may have GPUs the driver
+    lacks). Errors name ``--device``, the flag of both command lines that take it.
+    """
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"--device must be a torch device such as cpu, cuda or cuda:1, got {device!r}") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device must be cpu, cuda, cuda:N or mps, got {device!r}")
+    if not availability:
+        return
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device!r}: CUDA is not available here (torch {torch.__version__}); "
+                             f"use --device cpu")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"--device {device!r}: only {count} CUDA device(s) here (cuda:0 to cuda:{count - 1})")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device!r}: MPS is not available here; use --device cpu")

@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rugtheory.theory.checks import check_int, check_probability, check_ratio, check_seed
+from rugtheory.theory.checks import check_int, check_probability, check_ratio, check_seed, parse_list
 
 __all__ = ["SweepSpec", "load_spec", "expand", "run_sweep", "main"]
 
@@ -365,25 +365,6 @@ def _run_ray(chunks, spec, device, address, num_gpus, save, bar) -> None:  # noq
                 bar.update(1)
 
 
-def _floats(text: str, name: str = "value") -> list[float]:
-    """``"0.1,0.2"`` or ``"linspace:0.002001:0.8:20"``."""
-    try:
-        if text.startswith("linspace:"):
-            _, a, b, k = text.split(":")
-            k = int(k)
-            return [float(a) + (float(b) - float(a)) * i / (k - 1) for i in range(k)] if k > 1 else [float(a)]
-        return [float(v) for v in text.split(",") if v]
-    except ValueError:
-        raise ValueError(f"--{name} must be comma-separated real numbers or linspace:a:b:k, got {text!r}") from None
-
-
-def _ints(text: str, name: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v]
-    except ValueError:
-        raise ValueError(f"--{name} must be comma-separated integers, got {text!r}") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Sweep options shared by ``python -m rugtheory.validation.sweep`` and ``rugtheory validate``."""
     parser.add_argument("--spec", help="TOML or JSON sweep spec (CLI grid flags override its fields)")
@@ -410,13 +391,13 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     if path is not None:
         data = _parse_spec_file(path)
     if args.n:
-        data["n"] = _ints(args.n, "n")
+        data["n"] = parse_list(args.n, "--n", int)
     if args.r:
-        data["r"] = _floats(args.r, "r")
+        data["r"] = parse_list(args.r, "--r", float, linspace=True)
     if args.p:
-        data["p"] = _floats(args.p, "p")
+        data["p"] = parse_list(args.p, "--p", float, linspace=True)
     if args.seeds:
-        data["seeds"] = _ints(args.seeds, "seeds")
+        data["seeds"] = parse_list(args.seeds, "--seeds", int)
     if args.name:
         data["name"] = args.name
     if args.group_size:
@@ -435,7 +416,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rugtheory.validation.sweep", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
+    from rugtheory.validation.steps import check_device
+
     try:
+        for flag in ("threads", "group_size"):
+            if getattr(args, flag) is not None:
+                check_int(getattr(args, flag), "--" + flag.replace("_", "-"), low=1)
+        check_device(args.device, availability=args.backend != "ray")
         spec = spec_from_args(args)
         if args.threads:
             import torch

@@ -1,4 +1,4 @@
-"""Argument checks shared by the subcommands: output paths, value lists, memory.
+"""Argument checks shared by the subcommands: output paths and memory (value lists: rugtheory.theory.checks.parse_list).
 
 Every check raises ``ValueError`` whose message starts with the option it is about
 (``--out``, ``--csv``, ``--n`` ...); :func:`rugtheory.app.cli.main` prints it as one line and
@@ -19,7 +19,6 @@ __all__ = [
     "check_output_file",
     "fmt_bytes",
     "make_output_dir",
-    "parse_list",
 ]
 
 
@@ -79,45 +78,6 @@ def make_output_dir(path: Path, flag: str) -> Path:
     except OSError as exc:
         raise ValueError(f"{flag} {str(path)!r}: cannot create the directory: {_why(exc)}") from None
     return path
-
-
-def parse_list(text: str, flag: str, kind: type, *, linspace: bool = False) -> list:
-    """``"a,b,c"`` (or ``"linspace:a:b:k"`` when ``linspace``) as a list of ``kind`` (int or float).
-
-    ``linspace:a:b:k`` is ``k >= 2`` evenly spaced values from ``a`` to ``b`` (both included),
-    or ``k = 1`` with ``a = b``; values are ``a + (b - a) i / (k - 1)``.
-    """
-    what = "integers" if kind is int else "numbers"
-    if text is None or not text.strip():
-        raise ValueError(f"{flag} needs at least one value, got {text!r}")
-    if linspace and text.startswith("linspace:"):
-        parts = text.split(":")
-        if len(parts) != 4:
-            raise ValueError(f"{flag} linspace must be linspace:START:STOP:COUNT, got {text!r}")
-        try:
-            a, b = float(parts[1]), float(parts[2])
-        except ValueError:
-            raise ValueError(f"{flag} linspace START and STOP must be numbers, got {text!r}") from None
-        try:
-            k = int(parts[3])
-        except ValueError:
-            raise ValueError(f"{flag} linspace COUNT must be an integer, got {parts[3]!r} in {text!r}") from None
-        if k < 1 or (k == 1 and a != b):
-            raise ValueError(f"{flag} linspace COUNT must be >= 2 (or 1 with START = STOP), got {k} in {text!r}")
-        if k > 100_000:
-            raise ValueError(f"{flag} linspace COUNT must be at most 100000, got {k}")
-        return [a + (b - a) * i / (k - 1) for i in range(k)] if k > 1 else [a]
-    out = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            raise ValueError(f"{flag} must be comma-separated {what} without empty items, got {text!r}")
-        try:
-            out.append(kind(item))
-        except ValueError:
-            hint = " or linspace:START:STOP:COUNT" if linspace else ""
-            raise ValueError(f"{flag} must be comma-separated {what}{hint}, got {item!r} in {text!r}") from None
-    return out
 
 
 def available_memory() -> int | None:

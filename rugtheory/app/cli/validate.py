@@ -4,7 +4,8 @@
                        [--seeds 0,1] [--steps 10000] [--preset quick|paper] [--backend local|ray]
 
 Trains (or resumes: finished runs in DIR are kept) every model of the sweep with
-:mod:`rugtheory.validation.sweep`, then writes ``DIR/validation.md`` with the paper's figures (loss vs r and
+:mod:`rugtheory.validation.sweep`, then writes ``DIR/validation-NAME.md`` (NAME: the sweep's name; another
+sweep's report in the same folder is never overwritten) with the paper's figures (loss vs r and
 vs p for the trained models of each n, the rug, L* and the linear baseline), heatmaps over (r, p)
 of each symmetry statistic and of the prediction errors, and a predicted-vs-measured table.
 Presets: ``quick`` (the main report's CPU-sized grid) and ``paper`` (n = 128 … 8192, r and p on
@@ -55,34 +56,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--title", default="Validation against trained models")
 
 
-def _check_device(device: str | None, backend: str) -> None:
-    """``device`` is a torch device this machine has (only its syntax with the ray backend)."""
-    if device is None:
-        return
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise ValueError(f"--device must be a torch device such as cpu, cuda or cuda:1, got {device!r}") from None
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device must be cpu, cuda, cuda:N or mps, got {device!r}")
-    if backend == "ray":
-        return
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device!r}: CUDA is not available here (torch {torch.__version__}); "
-                             f"use --device cpu")
-        count = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= count:
-            raise ValueError(f"--device {device!r}: only {count} CUDA device(s) here (cuda:0 to cuda:{count - 1})")
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device!r}: MPS is not available here; use --device cpu")
-
-
 def _check_args(args: argparse.Namespace) -> None:
     """Check every flag before anything trains; the grid flags are rewritten as plain value lists."""
-    from rugtheory.app.cli._args import check_output_dir, parse_list
+    from rugtheory.app.cli._args import check_output_dir
+    from rugtheory.theory.checks import parse_list
+    from rugtheory.validation.steps import check_device
     from rugtheory.theory.checks import check_int
 
     check_output_dir(args.out, "--out")
@@ -93,7 +71,7 @@ def _check_args(args: argparse.Namespace) -> None:
         text = getattr(args, flag)
         if text is not None:
             setattr(args, flag, ",".join(repr(v) for v in parse_list(text, f"--{flag}", kind, linspace=linspace)))
-    _check_device(args.device, args.backend)
+    check_device(args.device, availability=args.backend != "ray")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     _check_args(args)
-    from rugtheory.validation.figures import write_section
+    from rugtheory.validation.figures import write_sweep_report
     from rugtheory.validation.sweep import run_sweep, spec_from_args
 
     if args.preset and not args.spec:
@@ -116,10 +94,6 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     store = run_sweep(spec, args.out, backend=args.backend, device=args.device, progress=not args.no_progress,
                       ray_address=args.ray_address)
-    rows = store.rows(sweep=spec.name)
-    text = write_section(rows, Path(args.out), title=args.title,
-                         intro=f"Sweep `{spec.name}`: {len(rows)} models; spec `{json.dumps(spec.to_dict())}`.")
-    path = Path(args.out) / "validation.md"
-    path.write_text(text)
-    print(f"wrote {path} ({len(rows)} models)")
+    path, count = write_sweep_report(store, spec, args.out, title=args.title)
+    print(f"wrote {path} ({count} models)")
     return 0
