@@ -456,7 +456,9 @@ def relu_decoder_optimum(p: float | np.ndarray, r: float | np.ndarray) -> Decode
     """ReLU with gain and shift, ``f = c (y − θ)_+``, optimised over (c, θ): this is L*(p, r) of §4.
 
     Same value as :func:`rugtheory.optimal_symmetric_loss` (``gain = a*``, ``shift = b*``),
-    computed by a different route (Stein-form moments in y instead of G1/G2 integrals in x).
+    computed by a different route (Stein-form moments in y instead of G1/G2 integrals in x). The
+    package computes L* by :func:`rugtheory.optimal_symmetric_loss` only (one route: the decoder
+    table's ReLU column, the report, predict); this function is its independent twin in the tests.
     """
     return thresholded_decoder_optimum("relu", p, r)
 

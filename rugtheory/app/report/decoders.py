@@ -67,7 +67,8 @@ def verdict(r: float = 0.1) -> str:
     # relative error of the three-term series in units of s/τ_B (derivations/asymptotics.py step 5)
     rem = (A.mmse_sparse_series(p[-1:], r, 3) / t.mmse[-1:] - 1) * A.bayes_threshold(p[-1:], r) / t.s[-1:]
     P, R = (g.ravel() for g in np.meshgrid(PAPER_GRID, PAPER_GRID, indexing="ij"))
-    grid = decoders.relu_decoder_optimum(P, R).loss / decoders.mmse_decoder_loss(P, R)
+    tab = decoders.decoder_table(P, R)
+    grid = tab.relu / tab.mmse
     i = int(np.argmax(grid))
     return Template(VERDICT).substitute(
         c_phi=f"{A.C_PHI:.4f}", mmse_rem=f"{float(rem[0]):+.3f}", r=f"{r:g}",
@@ -165,8 +166,9 @@ def _plots(ctx: ReportContext) -> tuple[str, str, str]:
 def section(ctx: ReportContext) -> str:
     from rugtheory.theory import asymptotics as A
     from rugtheory.theory import decoders
-    from rugtheory.twins.decoders_montecarlo import decoder_loss_montecarlo
     from rugtheory.constructions.topk_simulation import topk_rug_loss
+    from rugtheory.theory.optimum import optimal_symmetric_loss
+    from rugtheory.twins.decoders_montecarlo import decoder_loss_montecarlo
 
     f1, f2, f3 = _plots(ctx)
     lines = ["## Decoders on the channel y = x + sZ and the constant-factor claim (docs/theory.md §5–§6)", ""]
@@ -190,10 +192,10 @@ def section(ctx: ReportContext) -> str:
     n_mc = 20_000 if ctx.smoke else 200_000
     lines += [f"Stratified Monte Carlo twins at p = {pv:g}, r = {rv} ({n_mc:,} samples per component):", ""]
     lines += ["| decoder | closed form / quadrature | Monte Carlo ± SE | z |", "|---|---|---|---|"]
-    relu = decoders.relu_decoder_optimum(pv, rv)
+    relu = optimal_symmetric_loss(pv, rv)  # the one route to L* (docs/theory.md §4)
     jg = decoders.jumprelu_decoder_optimum(pv, rv)
     checks = [
-        ("ReLU", float(relu.loss), "relu", dict(gain=float(relu.gain), threshold=float(relu.threshold))),
+        ("ReLU", float(relu.loss), "relu", dict(gain=float(relu.a), threshold=float(relu.theta))),
         ("JumpReLU (gain)", float(jg.loss), "jumprelu", dict(gain=float(jg.gain), threshold=float(jg.threshold))),
         ("MMSE", float(decoders.mmse_decoder_loss(pv, rv)), "mmse", {}),
     ]
