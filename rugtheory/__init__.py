@@ -46,6 +46,7 @@ _LAZY: dict[str, str] = {
     "persian_rug": "rugtheory.constructions.persian_rug",
     "theory_scalars": "rugtheory.constructions.persian_rug",
     "FiniteNLoss": "rugtheory.theory.finite_n",
+    "AccuracyWarning": "rugtheory.theory.checks",
     "exact_loss_from_factors": "rugtheory.theory.finite_n",
     "exact_loss_from_weights": "rugtheory.theory.finite_n",
     "EdgeworthLoss": "rugtheory.theory.edgeworth",
@@ -97,5 +98,5 @@ __all__ = [
     "DecoderTable", "decoder_table",
     "PersianRug", "RugScalars", "persian_rug", "theory_scalars",
     "ExpectedStructure", "PhaseMap", "expected_structure",
-    "FiniteNLoss", "exact_loss_from_factors", "exact_loss_from_weights", "EdgeworthLoss", "edgeworth_loss_from_weights",
+    "AccuracyWarning", "FiniteNLoss", "exact_loss_from_factors", "exact_loss_from_weights", "EdgeworthLoss", "edgeworth_loss_from_weights",
 ]

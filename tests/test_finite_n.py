@@ -129,7 +129,8 @@ def test_exact_equals_enumeration_at_high_sparsity(p: float) -> None:
     # small-n remainder is formed without cancellation. Claimed bounds must cover the gap, and the
     # value must be right to 1e-3 relative (observed: 1e-9 at p = 1e-12, 2e-4 at 1e-6, 1e-13 at 1e-3)
     W, b = _tiny_model(6, seed=0)
-    ex = exact_loss_from_weights(W, b, p)
+    # the error estimate exceeds tol = 1e-11 here (AccuracyWarning); this test checks that estimate
+    ex = exact_loss_from_weights(W, b, p, on_inaccurate="ignore")
     en, en_err = enumeration_loss_from_weights(W, b, p, return_error=True)
     assert np.all(np.abs(ex.row_loss - en) <= ex.row_error + en_err)
     np.testing.assert_allclose(ex.row_loss, en, rtol=1e-3)
@@ -292,3 +293,45 @@ def test_bad_input(W: np.ndarray, b: np.ndarray, p: float, match: str) -> None:
         exact_loss_from_weights(np.eye(2), np.zeros(2), 0.1, tol=-1.0)
     with pytest.raises(ValueError, match="transposed"):
         exact_loss_from_factors(np.ones((2, 3)), np.ones((2, 3)), np.zeros(3), 0.1)
+
+
+# ---- issue 11 item 2: a result whose error estimate exceeds the requested tol says so ----------
+def _gauss(n: int) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((n, n)) / np.sqrt(n)
+
+
+@pytest.mark.parametrize(
+    "scale,p", [(100.0, 0.045), (1.0, 1e-4)], ids=["W_x100", "p_1e-4"]
+)
+def test_inaccurate_result_warns_with_estimate_and_tol(scale, p):
+    # Reproductions of issue 11: W x 100 (error estimate ~1e6) and p = 1e-4 (~1e-3) at tol 1e-11.
+    import rugtheory
+    from rugtheory import AccuracyWarning
+
+    assert "AccuracyWarning" in rugtheory.__all__
+    n = 16
+    with pytest.warns(AccuracyWarning, match=r"estimated error \S+ exceeds the requested tol 1e-11"):
+        res = exact_loss_from_weights(scale * _gauss(n), np.zeros(n), p, max_nodes=4096)
+    assert res.error > 1e-11
+    with pytest.raises(ValueError, match="exceeds the requested tol"):
+        exact_loss_from_weights(scale * _gauss(n), np.zeros(n), p, max_nodes=4096, on_inaccurate="raise")
+    quiet = exact_loss_from_weights(scale * _gauss(n), np.zeros(n), p, max_nodes=4096, on_inaccurate="ignore")
+    assert quiet.loss == res.loss  # the same value either way; only the report differs
+
+
+def test_accurate_result_does_not_warn():
+    import warnings
+
+    from rugtheory import AccuracyWarning
+
+    n = 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AccuracyWarning)
+        res = exact_loss_from_weights(_gauss(n), np.zeros(n), 0.045, max_nodes=4096)
+    assert res.error <= 1e-11
+
+
+@pytest.mark.parametrize("bad", ["loud", None, 1, "WARN"])
+def test_on_inaccurate_is_validated(bad):
+    with pytest.raises(ValueError, match=r"^on_inaccurate must be one of 'warn', 'raise', 'ignore', got "):
+        exact_loss_from_weights(np.eye(4), np.zeros(4), 0.1, on_inaccurate=bad)

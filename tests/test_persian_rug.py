@@ -304,7 +304,8 @@ def test_small_n_gap_is_real_and_matches_exact_finite_n_loss() -> None:
     n, p = 1024, 0.05
     rug = persian_rug(n, n // 4, seed=0)
     sc = theory_scalars(rug, p)
-    exact = finite_n.exact_loss_from_weights(sc.alpha * rug.dense(), np.full(n, sc.beta), p)
+    # the estimate (~2e-10) misses the default tol 1e-11 (AccuracyWarning); the bound this test needs is 1e-9
+    exact = finite_n.exact_loss_from_weights(sc.alpha * rug.dense(), np.full(n, sc.beta), p, on_inaccurate="ignore")
     assert exact.error < 1e-9
     assert np.ptp(exact.row_loss) <= 1e-10  # every row alike
     est = rug_loss_monte_carlo(rug, p, alpha=sc.alpha, beta=sc.beta, seed=4, rel_se=1e-3)

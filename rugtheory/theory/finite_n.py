@@ -61,7 +61,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from rugtheory.theory.checks import check_finite, check_int, check_probability, check_seed
+from rugtheory.theory.checks import (
+    check_finite,
+    check_int,
+    check_on_inaccurate,
+    check_probability,
+    check_seed,
+    report_accuracy,
+)
 from rugtheory.theory.gauss_legendre import gauss_legendre_unit
 from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.weights import row_parameters
@@ -641,7 +648,14 @@ def _invert_block(
 
 
 def exact_loss_from_weights(
-    W: object, b: object, p: object, *, tol: float = 1e-11, block_rows: int = 256, max_nodes: int = 1 << 15
+    W: object,
+    b: object,
+    p: object,
+    *,
+    tol: float = 1e-11,
+    block_rows: int = 256,
+    max_nodes: int = 1 << 15,
+    on_inaccurate: str = "warn",
 ) -> FiniteNLoss:
     r"""Exact expected loss :math:`\frac1n\sum_i E\,\ell(\nu_i)` of ``y = ReLU(W x + b)`` at finite n (docs/theory.md §7).
 
@@ -663,6 +677,12 @@ def exact_loss_from_weights(
     max_nodes : int, keyword-only
         Cap on trapezoid nodes per row (further capped so that nodes·n·(n−1) ≤ 3e8, at least
         1024); if hit, ``row_error`` says how far from converged.
+    on_inaccurate : {"warn", "raise", "ignore"}, keyword-only
+        What to do when the estimated error of ``loss`` (``error``, the mean of ``row_error``)
+        exceeds ``tol`` — e.g. weights of norm ~100, or p <= 1e-4 where the characteristic
+        function decays too slowly for ``max_nodes``: ``"warn"`` (default) issues
+        :class:`rugtheory.AccuracyWarning` with estimate vs tolerance, ``"raise"`` a ``ValueError``,
+        ``"ignore"`` nothing. The result always carries ``error``.
 
     Returns
     -------
@@ -674,6 +694,7 @@ def exact_loss_from_weights(
         raise ValueError(f"tol must be in [1e-13, inf) (double-precision inversion), got {tol!r}")
     block_rows = check_int(block_rows, "block_rows", low=1)
     max_nodes = check_int(max_nodes, "max_nodes", low=16)
+    on_inaccurate = check_on_inaccurate(on_inaccurate)
     n = W.shape[0]
     rp = row_parameters(W, b, p)
     a, c, off = rp.a, rp.effective_bias, rp.off
@@ -690,6 +711,7 @@ def exact_loss_from_weights(
     for start in range(0, n, block_rows):
         sl = slice(start, min(n, start + block_rows))
         row_loss[sl], row_err[sl], nodes[sl] = _invert_block(off[sl], a[sl], c[sl], p, tol, direct, max_nodes)
+    report_accuracy(float(row_err.mean()), tol, on_inaccurate, "exact_loss_from_weights loss")
     return FiniteNLoss(
         loss=float(row_loss.mean()),
         error=float(row_err.mean()),
