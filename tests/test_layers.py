@@ -24,6 +24,7 @@ LAYERS: dict[str, tuple[int, Path]] = {
     "rugtheory.derivations": (2, ROOT / "derivations"),
     "rugtheory.validation": (3, ROOT / "validation"),
     "rugtheory.app": (4, ROOT / "rugtheory" / "app"),
+    "rugtheory.testing": (4, ROOT / "rugtheory" / "testing.py"),  # user-facing test helpers: app level, one module
 }
 #: Third-party packages a layer must not import (torch is the harness's alone).
 FORBIDDEN: dict[str, tuple[str, ...]] = {
@@ -56,7 +57,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 def _sources() -> list[tuple[str, Path]]:
-    return [(prefix, path) for prefix, (_, folder) in LAYERS.items() for path in sorted(folder.rglob("*.py"))]
+    return [(prefix, path) for prefix, (_, folder) in LAYERS.items()
+            for path in (sorted(folder.rglob("*.py")) if folder.is_dir() else [folder])]
 
 
 @pytest.mark.parametrize(("layer", "path"), _sources(), ids=lambda x: str(x.relative_to(ROOT)) if isinstance(x, Path) else x)
@@ -77,7 +79,7 @@ def test_no_arrow_points_up(layer: str, path: Path) -> None:
 def test_every_module_belongs_to_a_layer() -> None:
     """Only the package's front door (__init__, __main__) sits outside the layer folders."""
     loose = sorted(p.name for p in (ROOT / "rugtheory").glob("*.py"))
-    assert loose == ["__init__.py", "__main__.py"], loose
+    assert loose == ["__init__.py", "__main__.py", "testing.py"], loose  # testing.py: a layer of its own (LAYERS)
 
 
 def test_layers_import_and_theory_stays_light() -> None:
