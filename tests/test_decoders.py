@@ -229,3 +229,15 @@ def test_noiseless_channel_at_fixed_threshold_matches_monte_carlo(decoder: str, 
             assert float(loss) < 1e-15
         else:
             assert abs(mc.mean - float(loss)) < 5 * mc.stderr  # 5 SE: false alarm < 1e-6
+
+
+@pytest.mark.parametrize(("p", "r", "name"), [(1e-20, 0.5, "p"), (1e-300, 0.25, "p"), (0.1, 1e-100, "r"), (0.1, 1e-300, "r")])
+def test_inputs_outside_the_verified_range_are_refused_in_one_line(p: float, r: float, name: str) -> None:
+    # Beyond DECODER_P_MIN / DECODER_R_MIN the threshold scan and the MMSE panels leave the range the
+    # oracle tests cover (at p = 1e-100 the gain-only JumpReLU came out 1.6e-155 against an MMSE of
+    # 1e-200; at r = 1e-100 the MMSE was NaN): every entry point refuses instead, naming the range.
+    for f in (decoders.decoder_table, decoders.mmse_decoder_loss, decoders.linear_gain_only_loss,
+              lambda p, r: decoders.thresholded_decoder_optimum("jumprelu_gain", p, r)):
+        with pytest.raises(ValueError, match=rf"^{name} must be in \[1e-\d+, 1\] for the decoders") as exc:
+            f(p, r)
+        assert "\n" not in str(exc.value)

@@ -51,6 +51,9 @@ from rugtheory.theory.channel import (
 )
 
 __all__ = [
+    "DECODER_P_MIN",
+    "DECODER_R_MIN",
+    "check_decoder_domain",
     "thresholded_decoder_optimum",
     "DECODERS",
     "DecoderOptimum",
@@ -86,6 +89,27 @@ _GOLDEN_ITERS = 36  # bracket 2 * 0.618^36 ~ 6e-8 in t: loss error ~ (Δt)² ~ 1
 
 
 
+#: Verified domain of the decoder optima (docs/theory.md §5, §13.4): every loss agrees with its mpmath
+#: oracle there (tests/test_decoders.py). Beyond it the threshold scan, the MMSE panels or the channel
+#: scale leave their tested ranges (at p < 1e-37 the threshold reaches the scan's edge t = 16; at
+#: r = 1e-100 the MMSE panels overflow), so inputs outside are refused instead of answered wrongly.
+DECODER_P_MIN = 1e-12
+DECODER_R_MIN = 1e-6
+
+
+def check_decoder_domain(p: float | np.ndarray, r: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``p`` in [DECODER_P_MIN, 1] and ``r`` in [DECODER_R_MIN, 1], broadcast together; else a one-line ValueError."""
+    p = check_probability(p)
+    r = check_ratio(r)
+    if np.any(p < DECODER_P_MIN):
+        raise ValueError(f"p must be in [{DECODER_P_MIN:g}, 1] for the decoders (their verified range), "
+                         f"got {float(np.min(p))!r}")
+    if np.any(r < DECODER_R_MIN):
+        raise ValueError(f"r must be in [{DECODER_R_MIN:g}, 1] for the decoders (their verified range), "
+                         f"got {float(np.min(r))!r}")
+    return np.broadcast_arrays(p, r)
+
+
 def zero_decoder_loss(p: float | np.ndarray) -> np.ndarray:
     """Loss of the zero output, ``E x² = p/3`` (docs/theory.md §5)."""
     return check_probability(p) / 3.0
@@ -99,8 +123,7 @@ def linear_decoder_loss(p: float | np.ndarray, r: float | np.ndarray) -> np.ndar
     bias is the same ``(n − m) v / n`` (docs/theory.md §5); see :func:`linear_gain_only_loss` for the
     channel decoder that has no constant term at all.
     """
-    p = check_probability(p)
-    r = check_ratio(r)
+    p, r = check_decoder_domain(p, r)
     return (1.0 - r) * (p / 3.0 - p * p / 4.0)
 
 
@@ -111,7 +134,7 @@ def linear_gain_only_loss(p: float | np.ndarray, r: float | np.ndarray) -> np.nd
     *not* the no-bias linear model of docs/theory.md §5, which reaches ``(1 − r) v`` through the mean
     direction; it is the θ → −∞ limit of the JumpReLU with gain only.
     """
-    p = check_probability(p)
+    p, r = check_decoder_domain(p, r)
     s = channel_scale(p, r)
     e2 = p / 3.0
     return e2 * s * s / (e2 + s * s)
@@ -248,7 +271,7 @@ def thresholded_loss_at(
     """
     if decoder not in ("relu", "jumprelu_gain", "jumprelu_shift"):
         raise ValueError(f"decoder must be one of 'relu', 'jumprelu_gain', 'jumprelu_shift', got {decoder!r}")
-    p = check_probability(p)
+    p, r = check_decoder_domain(p, r)
     s = channel_scale(p, r)
     theta = np.asarray(theta, dtype=np.float64)
     if not np.all(np.isfinite(theta)):
@@ -336,7 +359,7 @@ def thresholded_decoder_optimum(decoder: str, p: float | np.ndarray, r: float | 
     """
     if decoder not in ("relu", "jumprelu_gain", "jumprelu_shift"):
         raise ValueError(f"decoder must be one of 'relu', 'jumprelu_gain', 'jumprelu_shift', got {decoder!r}")
-    p, r = np.broadcast_arrays(check_probability(p), check_ratio(r))
+    p, r = check_decoder_domain(p, r)
     s = channel_scale(p, r)
     shape = p.shape
     pf, rf, sf = p.ravel(), r.ravel(), s.ravel()
@@ -514,7 +537,7 @@ def mmse_decoder_loss(p: float | np.ndarray, r: float | np.ndarray) -> np.ndarra
     threshold ``τ_B = sqrt(2 ln((1−p)/(p s √(2π))))`` (where the posterior switches from off to
     on, over a width ~ 1/τ_B); the integrand is positive, so the sum loses no digits.
     """
-    p, r = np.broadcast_arrays(check_probability(p), check_ratio(r))
+    p, r = check_decoder_domain(p, r)
     s = channel_scale(p, r)
     shape = p.shape
     pf, sf = p.ravel(), s.ravel()
@@ -589,7 +612,7 @@ def decoder_table(p: float | np.ndarray, r: float | np.ndarray) -> DecoderTable:
     """
     from rugtheory.theory.optimum import optimal_symmetric_loss  # the foundation's L* (docs/theory.md §4)
 
-    p, r = np.broadcast_arrays(check_probability(p), check_ratio(r))
+    p, r = check_decoder_domain(p, r)
     # The ReLU column is the foundation's L*; relu_decoder_optimum computes the same number by an
     # independent route (tests/test_decoders.py holds them to 1e-11; measured 6e-15).
     relu = optimal_symmetric_loss(p, r)

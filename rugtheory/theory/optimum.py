@@ -56,6 +56,7 @@ from rugtheory.theory.symmetric import (
 _GL_X, _GL_W = gauss_legendre_unit(24)  # docs/theory.md §3: exact to rounding where |a| <= sigma
 
 __all__ = [
+    "check_symmetric_domain",
     "SymmetricOptimum",
     "optimal_symmetric_loss",
     "zero_loss",
@@ -386,6 +387,27 @@ def _small_s_optimum(p: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return tau, np.where(use_grid, alpha2, alpha), np.where(use_grid, lam2, lam)
 
 
+def check_symmetric_domain(p: float | np.ndarray, r: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Check ``p`` and ``r`` against the verified domain of L*: ``p`` in [P_MIN, 1], ``r`` in [R_MIN, 1].
+
+    Returns them as float64 arrays; outside the domain a one-line ``ValueError`` names the parameter
+    and the range (docs/theory.md §13.3). The command line calls it before printing anything.
+    """
+    p = check_probability(p)
+    r = check_ratio(r)
+    tiny = p < P_MIN
+    if tiny.any():
+        raise ValueError(
+            f"p must be in [{P_MIN!r}, 1] for L* (below it v = p/3 - p²/4 is subnormal), got {float(p[tiny].flat[0])!r}"
+        )
+    tiny = r < R_MIN
+    if tiny.any():
+        raise ValueError(
+            f"r must be in [{R_MIN:g}, 1] for L* (below it θ* = -p(1-r)/(2r) overflows), got {float(r[tiny].flat[0])!r}"
+        )
+    return p, r
+
+
 def optimal_symmetric_loss(p: np.ndarray | float, r: np.ndarray | float) -> SymmetricOptimum:
     r"""Optimal symmetric per-feature loss :math:`L^*(p, r)` and its optimiser (docs/theory.md §4).
 
@@ -412,18 +434,7 @@ def optimal_symmetric_loss(p: np.ndarray | float, r: np.ndarray | float) -> Symm
     >>> round(float(opt.loss), 6), round(float(opt.a), 3), round(float(opt.b), 3)
     (0.004856, 1.289, -0.446)
     """
-    p = check_probability(p)
-    r = check_ratio(r)
-    tiny = p < P_MIN
-    if tiny.any():
-        raise ValueError(
-            f"p must be in [{P_MIN!r}, 1] for L* (below it v = p/3 - p²/4 is subnormal), got {float(p[tiny].flat[0])!r}"
-        )
-    tiny = r < R_MIN
-    if tiny.any():
-        raise ValueError(
-            f"r must be in [{R_MIN:g}, 1] for L* (below it θ* = -p(1-r)/(2r) overflows), got {float(r[tiny].flat[0])!r}"
-        )
+    p, r = check_symmetric_domain(p, r)
     p, r = np.broadcast_arrays(p, r)
     shape = p.shape
     pf, rf = p.ravel().astype(np.float64), r.ravel().astype(np.float64)

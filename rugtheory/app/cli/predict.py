@@ -66,14 +66,16 @@ def add_parser(sub: Any) -> None:
     )
 
 
+#: The smallest normal float64: an L* below it has lost relative precision (underflow).
+_TINY = 2.2250738585072014e-308
+
+
 def _check_grid(ps: list[float], rs: list[float]) -> tuple[Any, Any]:
     import numpy as np
 
-    from rugtheory.theory.checks import check_probability, check_ratio
+    from rugtheory.theory.optimum import check_symmetric_domain
 
-    p = check_probability(np.asarray(ps, dtype=float), "p")
-    r = check_ratio(np.asarray(rs, dtype=float), "r")
-    return p, r
+    return check_symmetric_domain(np.asarray(ps, dtype=float), np.asarray(rs, dtype=float))
 
 
 def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, chunk: int | None = None):
@@ -194,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         out.write("  ".join(k.rjust(widths[k]) for k in FIELDS) + "\n")
     bar = _progress(p.size * r.size, structures)
+    underflow = 0
     try:
         for records in iter_records(p, r, structures=structures):
             if csv_out is not None:
@@ -206,16 +209,23 @@ def run(args: argparse.Namespace) -> int:
                 for rec in records:
                     parts = ", ".join(f"{c['fraction']:.3g} of features in {c['name']} at r'={c['ratio']:.3g}"
                                       for c in rec["components"])
+                    ratio = (f"{rec['expected_over_symmetric']:.4g} x L*" if rec["loss"] >= _TINY or rec["r"] == 1
+                             else "n/a x L* (both below the float64 range)")
                     later.write(
                         f"  p={_fmt(rec['p'])} r={_fmt(rec['r'])}: {rec['expected_structure']}, "
-                        f"loss {_fmt(rec['expected_loss'])} = {rec['expected_over_symmetric']:.4g} x L*  ({parts})\n"
+                        f"loss {_fmt(rec['expected_loss'])} = {ratio}  ({parts})\n"
                     )
+            underflow += sum(1 for rec in records if rec["loss"] < _TINY and rec["r"] < 1)
             out.flush()
             if bar is not None:
                 bar.update(len(records))
         if csv_out is not None:
             csv_out.close()
             csv_out = None
+        if underflow and not args.json:
+            out.write(f"\nnote: at {underflow} point(s) L* is below the smallest normal float64 ({_TINY:.3g}); its loss "
+                      "column is the correctly rounded value (0 or subnormal), while a, b, sigma, theta and s keep full "
+                      "precision (docs/theory.md §13.3)\n")
         if later is not None:
             out.write("\nExpected structure (lowest large-n loss among L* and the constructions of docs/theory.md §10):\n")
             later.seek(0)
