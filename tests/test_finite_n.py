@@ -23,16 +23,14 @@ from rugtheory.theory.weights import row_parameters
 from rugtheory import data_moments, symmetric_loss
 from rugtheory.theory.edgeworth import edgeworth_loss_from_weights, gaussian_loss_c_derivative, interference_cumulants
 from rugtheory.theory.finite_n import (
-    _direct_log_mgf,
-    _invert_block,
-    enumeration_loss_from_weights,
     exact_loss_from_factors,
     exact_loss_from_weights,
     exact_loss_of_row,
     interference_error_profile,
-    interference_log_mgf,
-    sparse_uniform_log_mgf_coefficients,
+    invert_rows,
 )
+from rugtheory.theory.interference_mgf import direct_log_mgf, interference_log_mgf, sparse_uniform_log_mgf_coefficients
+from rugtheory.twins.enumeration import enumeration_loss_from_weights
 
 
 def _tiny_model(n: int, *, seed: int, scale: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +102,7 @@ def test_series_log_mgf_equals_direct_product() -> None:
     got = interference_log_mgf(W, p, z)
     rp = row_parameters(W, b, p)
     _, _, off = rp.a, rp.effective_bias, rp.off
-    want, _ = _direct_log_mgf(off, np.broadcast_to(z, (200, z.size)).copy(), p, False)
+    want, _ = direct_log_mgf(off, np.broadcast_to(z, (200, z.size)).copy(), p, False)
     # compare Psi itself (log is defined mod 2 pi i); the series remainder is < 1e-10 relative
     np.testing.assert_allclose(np.exp(got), np.exp(want), rtol=1e-9, atol=0)
 
@@ -174,7 +172,7 @@ def test_hybrid_equals_direct_inversion() -> None:
     rp = row_parameters(W, b, p)
     a, c, off = rp.a, rp.effective_bias, rp.off
     rows = slice(0, 12)
-    direct = _invert_block(off[rows], a[rows], c[rows], p, 1e-9, True, 1 << 15)
+    direct = invert_rows(off[rows], a[rows], c[rows], p, 1e-9, True, 1 << 15)
     assert np.all(np.abs(direct[0] - ex.row_loss[rows]) <= ex.row_error[rows] + direct[1])
 
 

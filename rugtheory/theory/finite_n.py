@@ -48,7 +48,8 @@ the entries below a node-dependent threshold (cumulative sums over the row sorte
 :math:`|W_{ij}|`). Only the few entries above the threshold are multiplied out exactly. The
 series remainder is bounded by Cauchy's estimate and added to the error estimate.
 
-The routes that check this module: :func:`enumeration_loss_from_weights` (subsets of active
+The exact law of ν_i comes from :mod:`rugtheory.theory.interference_mgf`. The routes that check
+this module: :func:`rugtheory.twins.enumeration.enumeration_loss_from_weights` (subsets of active
 features and exact repeated integration over their uniform values, n ≤ 12) and
 :func:`rugtheory.twins.montecarlo.model_loss_monte_carlo` (sampling the model itself).
 """
@@ -57,7 +58,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -66,35 +66,28 @@ from rugtheory.theory.checks import (
     check_int,
     check_on_inaccurate,
     check_probability,
-    check_seed,
     report_accuracy,
 )
 from rugtheory.theory.gauss_legendre import gauss_legendre_unit
 from rugtheory.theory.display import with_compact_repr
+from rugtheory.theory.interference_mgf import (
+    SERIES_ORDER,
+    SortedRows,
+    direct_log_mgf,
+    direct_remainder,
+)
 from rugtheory.theory.weights import row_parameters
 
 __all__ = [
     "FiniteNLoss",
+    "invert_rows",
     "exact_loss_from_weights",
     "exact_loss_of_row",
     "exact_loss_from_factors",
     "interference_error_profile",
-    "interference_log_mgf",
-    "sparse_uniform_log_mgf_coefficients",
-    "enumeration_loss_from_weights",
     "check_weights",
 ]
 
-#: Radius of the Cauchy circle for the Taylor coefficients of log E e^{uX}; the nearest zero of
-#: 1 - p + p(e^u - 1)/u has modulus >= 4.83 over p in (0, 1] (minimum near p = 0.44).
-_RHO = 3.6
-#: An entry goes through the Taylor series where |z W| <= _Q * _RHO (ratio 0.4 to the Cauchy circle).
-_Q = 0.4
-#: Series order. The remainder is bounded per node by Cauchy's estimate with the actual power sum
-#: sum |w|^{R+1} (it enters the error estimate); at most 0.4^25 = 1e-10 relative per entry, and far
-#: less for the bulk of entries, which sit well inside the threshold except at the outermost nodes
-#: where |Psi| is already negligible.
-_R = 24
 #: beta * T: the right alias is suppressed by e^{-40} = 4e-18.
 _BETA_T = 40.0
 _EPS = np.finfo(np.float64).eps
@@ -213,252 +206,6 @@ def _uniform_average_profile(y: np.ndarray, wj: np.ndarray, a: np.ndarray, c: np
 
 
 # --------------------------------------------------------------------------------------------
-# the log-MGF of one scaled sparse-uniform term
-
-
-def _e1(u: np.ndarray) -> np.ndarray:
-    """(e^u - 1)/u, entire; Horner-form Taylor series (16 terms, error < 0.5^16/17! ~ 1e-19) for |u| < 0.5."""
-    u = np.asarray(u, dtype=np.complex128)
-    small = np.abs(u) < 0.5
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        out = np.expm1(u) / u
-    if small.any():
-        us = u[small]
-        ser = np.full(us.shape, 1.0 / math.factorial(17), dtype=np.complex128)
-        for k in range(15, -1, -1):
-            ser = ser * us + 1.0 / math.factorial(k + 1)
-        out[small] = ser
-    return out
-
-
-def _nearest_zero_modulus(p: float) -> float:
-    """|u| of the zero of 1 - p + p(e^u - 1)/u nearest to 0 (Lambert W, branches +-1 and +-2).
-
-    With c = (1-p)/p the zeros are u = 1/c - W_k(e^{1/c}/c). For p > 0.99 (where e^{1/c} overflows
-    for p near 1) the modulus is bounded below by 6.2 (it rises from 6.22 at p = 0.99 to 2 pi at p = 1).
-    """
-    if p > 0.99:
-        return 6.2
-    from scipy.special import lambertw
-
-    cc = (1.0 - p) / p
-    arg = math.exp(1.0 / cc) / cc
-    return float(min(abs(1.0 / cc - lambertw(arg, k)) for k in (1, -1, 2, -2)))
-
-
-def _log_f_real(u: np.ndarray, p: float) -> np.ndarray:
-    """log(1 - p + p (e^u - 1)/u) - p u/2 for real u without overflow (log-sum-exp for u > 30)."""
-    u = np.asarray(u, dtype=np.float64)
-    big = u > 30.0
-    ub = np.where(big, u, 1.0)
-    us = np.where(big, 0.0, u)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        e1 = np.where(us == 0, 1.0, np.expm1(us) / np.where(us == 0, 1.0, us))
-        small_val = np.log((1.0 - p) + p * e1)
-        rest = np.maximum(1.0 - p - p / ub, 0.0)
-        big_val = np.logaddexp(np.log(rest) if np.all(rest > 0) else np.where(rest > 0, np.log(np.where(rest > 0, rest, 1.0)), -np.inf),
-                               math.log(p) + ub - np.log(ub))
-    return np.where(big, big_val, small_val) - 0.5 * p * u
-
-
-@lru_cache(maxsize=256)
-def _log_mgf_coefficients(p: float) -> tuple[np.ndarray, float, float]:
-    """Taylor coefficients lambda_0..lambda_{R+1} of log(1 - p + p E1(u)), M = max |log| on |u| = rho, and rho.
-
-    rho = 0.75 x (modulus of the nearest zero), at least 3.6 (the zero is >= 4.83 away for every p).
-    """
-    rho = max(3.6, 0.75 * _nearest_zero_modulus(p))
-    N = 512
-    theta = 2.0 * np.pi * np.arange(N) / N
-    u = rho * np.exp(1j * theta)
-    f = (1.0 - p) + p * _e1(u)
-    logf = np.log(np.abs(f)) + 1j * np.unwrap(np.angle(f))
-    coef = np.fft.fft(logf)[: _R + 2] / N / rho ** np.arange(_R + 2)
-    lam = coef.real.copy()
-    return lam, float(np.max(np.abs(logf))), rho
-
-
-def sparse_uniform_log_mgf_coefficients(p: float, order: int = _R) -> np.ndarray:
-    r"""Taylor coefficients :math:`\lambda_r` of :math:`\log E e^{uX} = \log(1-p+p(e^u-1)/u)`, X = BU.
-
-    :math:`\lambda_r = \kappa_r(X)/r!` (cumulants; :math:`\lambda_1 = p/2`, :math:`\lambda_2 = v/2`).
-    Computed as a Cauchy integral (512-point trapezoid) on :math:`|u| = 3.6`, inside the
-    convergence disc (radius ≥ 4.83 for every p). Returns r = 0..order.
-    """
-    p = float(check_probability(p))
-    order = check_int(order, "order", low=0, high=_R + 1)
-    return _log_mgf_coefficients(p)[0][: order + 1].copy()
-
-
-# --------------------------------------------------------------------------------------------
-# log Psi(z) per row: Taylor series for small |zW|, exact product for the rest
-
-
-class _SortedRows:
-    """Off-diagonal rows sorted by |W_ij|, with cumulative power sums for the series part."""
-
-    def __init__(self, off: np.ndarray, p: float):
-        order = np.argsort(np.abs(off), axis=1, kind="stable")
-        self.w = np.take_along_axis(off, order, axis=1)
-        self.absw = np.abs(self.w)
-        self.p = p
-        self.rows, self.n1 = off.shape
-        self.lam, self.M, self.rho = _log_mgf_coefficients(p)
-        self.exact_count = 0
-        # C[r, i, j] = sum_{l < j} w_il^r for r = 0..R, and sum |w|^{R+1} in the last slot
-        self.C = np.empty((_R + 2, self.rows, self.n1 + 1))
-        self.C[:, :, 0] = 0.0
-        pw = np.ones_like(self.w)
-        for r in range(0, _R + 1):
-            if r > 0:
-                pw *= self.w
-            np.cumsum(pw, axis=1, out=self.C[r, :, 1:])
-        np.cumsum(np.abs(pw * self.w), axis=1, out=self.C[_R + 1, :, 1:])
-
-    def cuts(self, zabs: np.ndarray) -> np.ndarray:
-        """Number of entries per row with |W| <= Q RHO/|z| (those go through the series)."""
-        tau = np.where(zabs > 0, _Q * self.rho / np.where(zabs > 0, zabs, 1.0), np.inf)
-        out = np.empty(zabs.shape, dtype=np.int64)
-        for i in range(self.rows):
-            out[i] = np.searchsorted(self.absw[i], tau[i], side="right")
-        return out
-
-    def evaluate(self, z: np.ndarray, *, singles: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """log Psi (centred), sum_j E1(z W_j) (if singles) and a bound on the series remainder of log Psi.
-
-        ``z`` has shape (rows, K), complex.
-        """
-        p, lam = self.p, self.lam
-        zabs = np.abs(z)
-        rows, K = z.shape
-        n1 = self.n1
-        if n1 == 0:
-            zero = np.zeros(z.shape, dtype=np.complex128)
-            return zero, (zero if singles else None), np.zeros(z.shape)
-        cut = self.cuts(zabs)
-        G = np.stack([np.take_along_axis(self.C[r], cut, axis=1) for r in range(_R + 2)], axis=2)  # (rows, K, R+2)
-        acc = np.zeros(z.shape, dtype=np.complex128)
-        for r in range(_R, 1, -1):
-            acc = acc * z + lam[r] * G[:, :, r]
-        logpsi = acc * z * z
-        e1sum = None
-        if singles:
-            # E1 has Taylor coefficients 1/(r+1)!: remainder at |zw| <= 1.44 is < 1.44^37/37! per entry
-            acc = np.zeros(z.shape, dtype=np.complex128)
-            for r in range(_R, -1, -1):
-                acc = acc * z + G[:, :, r] / math.factorial(r + 1)
-            e1sum = acc
-        # Cauchy: |lambda_r| <= M/RHO^r; sum_{r>R} M (|z||w|/RHO)^r <= M/(1-Q) (|z|/RHO)^{R+1} sum |w|^{R+1}
-        series_bound = self.M / (1.0 - _Q) * (zabs / self.rho) ** (_R + 1) * G[:, :, _R + 1]
-        self.exact_count += int((n1 - cut).sum())
-        # exact part: entries above the threshold, node by node, as a product of factors
-        ne = n1 - cut
-        pos = np.arange(n1)
-        real = not np.any(z.imag)
-        zz = z.real if real else z
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-            for k in range(K):
-                e = int(ne[:, k].max())
-                if e == 0:
-                    continue
-                sub = self.w[:, n1 - e :]
-                mask = pos[n1 - e :][None, :] >= cut[:, k][:, None]
-                if real and not singles:  # real arguments (Chernoff grid): overflow-free log-sum-exp form
-                    logpsi[:, k] += np.where(mask, _log_f_real(zz[:, k][:, None] * sub, p), 0.0).sum(axis=1)
-                    continue
-                u = zz[:, k][:, None] * sub
-                e1 = np.expm1(u) / u
-                f = np.where(mask, (1.0 - p) + p * e1, 1.0)
-                prod = f.prod(axis=1)
-                shift = -0.5 * p * zz[:, k] * np.where(mask, sub, 0.0).sum(axis=1)
-                bad = ~np.isfinite(prod)
-                if bad.any():  # overflow of the running product: sum of logarithms instead
-                    prod[bad] = 1.0
-                    shift[bad] += np.log(f[bad]).sum(axis=1)
-                logpsi[:, k] += np.log(prod) + shift
-                if singles:
-                    e1sum[:, k] += np.where(mask, e1, 0.0).sum(axis=1)
-        return logpsi, e1sum, series_bound
-
-
-def _direct_log_mgf(off: np.ndarray, z: np.ndarray, p: float, singles: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Exact sum over all entries (small n): (rows, K) from off (rows, n1) and z (rows, K)."""
-    rows, K = z.shape
-    n1 = off.shape[1]
-    lp = np.zeros(z.shape, dtype=np.complex128)
-    es = np.zeros(z.shape, dtype=np.complex128) if singles else None
-    step = max(1, int(2_000_000 // max(1, rows * n1)))
-    if not singles and not np.any(z.imag):  # real arguments: overflow-free form
-        for k0 in range(0, K, step):
-            lp[:, k0 : k0 + step] = _log_f_real(z.real[:, k0 : k0 + step, None] * off[:, None, :], p).sum(axis=2)
-        return lp, None
-    for k0 in range(0, K, step):
-        u = z[:, k0 : k0 + step, None] * off[:, None, :]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            e1 = _e1(u)
-            lp[:, k0 : k0 + step] = (np.log((1.0 - p) + p * e1) - 0.5 * p * u).sum(axis=2)
-        if singles:
-            es[:, k0 : k0 + step] = e1.sum(axis=2)
-    return lp, es
-
-
-def _series_or(x: np.ndarray, small: float, series, direct) -> np.ndarray:  # noqa: ANN001
-    """``series(x)`` where |x| < small, ``direct(x)`` elsewhere (both vectorised)."""
-    m = np.abs(x) < small
-    out = np.empty_like(x)
-    if m.any():
-        out[m] = series(x[m])
-    if (~m).any():
-        out[~m] = direct(x[~m])
-    return out
-
-
-def _direct_remainder(off: np.ndarray, z: np.ndarray, p: float) -> np.ndarray:
-    """Psi_rem / (e^{z nu0} (1-p)^{n1}) = prod(1 + q E1_j) - 1 - q sum E1_j, q = p/(1-p), without cancellation.
-
-    With x_j = q E1(z W_j) and S = sum log1p(x_j): expm1(S) - S + sum(log1p(x_j) - x_j), each bracket
-    by its Taylor series where small (the atom and single-feature parts never enter).
-    """
-    q = p / (1.0 - p)
-    rows, K = z.shape
-    out = np.zeros(z.shape, dtype=np.complex128)
-    step = max(1, int(2_000_000 // max(1, rows * off.shape[1])))
-    for k0 in range(0, K, step):
-        x = q * _e1(z[:, k0 : k0 + step, None] * off[:, None, :])
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            l1 = np.log1p(x)
-            d1 = _series_or(x, 0.1, lambda t: sum((-1) ** (k + 1) * t**k / k for k in range(2, 18)), lambda t: np.log1p(t) - t)
-            S = l1.sum(axis=2)
-            e2 = _series_or(S, 0.1, lambda t: sum(t**k / math.factorial(k) for k in range(2, 16)), lambda t: np.expm1(t) - t)
-        out[:, k0 : k0 + step] = e2 + d1.sum(axis=2)
-    return out
-
-
-def interference_log_mgf(W: object, p: object, z: object) -> np.ndarray:
-    r"""Exact :math:`\log\Psi_i(z) = \log E\,e^{z\nu_i}` for every row i at complex points z (docs/theory.md §7).
-
-    .. math::
-        \log\Psi_i(z) = \sum_{j\ne i}\Big[\log\big(1-p+p\,\tfrac{e^{zW_{ij}}-1}{zW_{ij}}\big) - \tfrac p2 zW_{ij}\Big]
-
-    evaluated by the series/exact split described in the module docstring (branch: the sum of
-    principal logarithms, so ``exp`` of the result is exact, the imaginary part is defined mod 2π).
-    ``z`` is a 1-D array; returns shape (n, len(z)).
-    """
-    W = check_finite(W, "W")
-    if W.ndim != 2 or W.shape[0] != W.shape[1]:
-        raise ValueError(f"W must be a square n×n matrix, got shape {W.shape}")
-    p = float(check_probability(p))
-    z = np.atleast_1d(np.asarray(z, dtype=np.complex128))
-    if not np.all(np.isfinite(z)):
-        raise ValueError("z must be finite")
-    n = W.shape[0]
-    rp = row_parameters(W, np.zeros(n), p)
-    _, _, off = rp.a, rp.effective_bias, rp.off
-    sr = _SortedRows(off, p)
-    return sr.evaluate(np.broadcast_to(z, (n, z.size)).copy(), singles=False)[0]
-
-
-# --------------------------------------------------------------------------------------------
 # the transform of l - p/3
 
 
@@ -508,118 +255,129 @@ def _sup_poly_exp(P: float, A: np.ndarray, theta: np.ndarray) -> np.ndarray:
     return np.where((disc >= 0) & (d > 0), np.maximum(val, at0), at0)
 
 
-def _invert_block(
-    off: np.ndarray, a: np.ndarray, c: np.ndarray, p: float, tol: float, direct: bool, max_nodes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows, n1 = off.shape
-    v = p / 3.0 - p * p / 4.0
-    sigma = np.sqrt(v * np.sum(off * off, axis=1))
-    loss = np.zeros(rows)
-    err = np.zeros(rows)
-    nodes = np.zeros(rows, dtype=np.int64)
-    nu0 = -0.5 * p * off.sum(axis=1)
-    # nu == 0 identically (all off-diagonal entries zero): l(0) exactly
-    trivial = sigma == 0
-    if trivial.any():
-        loss[trivial] = _profile(np.zeros(int(trivial.sum())), a[trivial], c[trivial], p)
-    live = ~trivial
-    if not live.any():
-        return loss, err, nodes
-    off, a, c, sigma, nu0 = off[live], a[live], c[live], sigma[live], nu0[live]
-    r_live = off.shape[0]
-    sr = None if direct else _SortedRows(off, p)
+@dataclass(frozen=True)
+class _Discrete:
+    """The atom (no feature on, weight alpha0) and single-uniform parts (weight alpha1 each) of ν,
+    integrated exactly and subtracted from the transform when they carry weight (``subtract``)."""
 
-    # discrete parts: atom (all off) and single-uniform parts (exactly one feature on)
+    subtract: bool
+    alpha0: float
+    alpha1: float
+    base: np.ndarray  # p/3 plus the exact discrete contributions, per row
+
+
+def _discrete_parts(off: np.ndarray, a: np.ndarray, c: np.ndarray, nu0: np.ndarray, p: float, tol: float) -> _Discrete:
+    n1 = off.shape[1]
     with np.errstate(divide="ignore"):
         log_a0 = (n1 * np.log1p(-p)) if p < 1 else -np.inf
         log_a1 = (math.log(p) + (n1 - 1) * np.log1p(-p)) if (p < 1 and n1 >= 1) else (0.0 if n1 == 1 else -np.inf)
     alpha0 = math.exp(log_a0) if np.isfinite(log_a0) else 0.0
     alpha1 = math.exp(log_a1) if np.isfinite(log_a1) else 0.0
     subtract = (alpha0 + n1 * alpha1) > 1e-3 * tol
-    base = np.full(r_live, p / 3.0)
+    base = np.full(off.shape[0], p / 3.0)
     if subtract:
         atom = alpha0 * _profile(nu0, a, c, p)
         singles_val = alpha1 * _uniform_average_profile(nu0[:, None], off, a[:, None], c[:, None], p).sum(axis=1)
         base = atom + singles_val + (p / 3.0) * (1.0 - alpha0 - n1 * alpha1)
+    return _Discrete(bool(subtract), alpha0, alpha1, base)
 
-    def log_mgf(z: np.ndarray, singles: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        if direct:
-            lp, e1s = _direct_log_mgf(off, z, p, singles)
-            return lp, e1s, np.zeros(z.shape)
-        return sr.evaluate(z, singles=singles)
 
+@dataclass(frozen=True)
+class _Period:
+    """The trapezoid's period T per row, with what chose it: the Chernoff grid (theta, log Psi there),
+    the clip point and the alias bound at T."""
+
+    T: np.ndarray
+    alias: np.ndarray
+    theta: np.ndarray
+    lp_theta: np.ndarray
+
+
+def _alias_bound(T: np.ndarray, lp_theta: np.ndarray, theta: np.ndarray, x_clip: np.ndarray, A: np.ndarray,
+                 sigma: np.ndarray, p: float) -> np.ndarray:
+    """Both aliases of the trapezoid sum with period T (module docstring), bounded by Chernoff."""
+    beta = _BETA_T / T
+    left = np.min(
+        np.exp(np.minimum(_BETA_T + lp_theta - theta * (T + x_clip)[:, None], 700.0))
+        * _sup_poly_exp(p / 3.0, A[:, None], theta),
+        axis=1,
+    )
+    right = np.exp(-beta * T) * (p / 3.0 + 2.0 * (T + np.abs(x_clip) + A) ** 2 + 2.0 * sigma**2) * 1.01
+    return left + right
+
+
+def _roundoff_prediction(T: np.ndarray, lp_theta: np.ndarray, theta: np.ndarray, a: np.ndarray, c: np.ndarray,
+                         sigma: np.ndarray, p: float, tol: float) -> np.ndarray:
+    """16 eps (h/pi) K max|F|, with max|F| <= Psi(beta)|Lambda(beta)|; log Psi is convex with
+    log Psi(0) = 0, so chords of the theta grid bound it from above (beyond the grid: the last chord)."""
+    rows = T.shape[0]
+    beta = _BETA_T / T
+    h = 2.0 * np.pi / T
+    th = np.concatenate([np.zeros((rows, 1)), theta], axis=1)
+    lp = np.concatenate([np.zeros((rows, 1)), lp_theta], axis=1)
+    j = np.clip((th < beta[:, None]).sum(axis=1), 1, th.shape[1] - 1)
+    rr = np.arange(rows)
+    slope = (lp[rr, j] - lp[rr, j - 1]) / (th[rr, j] - th[rr, j - 1])
+    lp_beta = lp[rr, j - 1] + slope * (beta - th[rr, j - 1])
+    lam0 = np.abs(_lambda_transform(beta.astype(np.complex128), a, c, p))
+    k_est = np.sqrt(beta**2 + 2.0 * (math.log(1.0 / tol) + 10.0)) / sigma / h + 1.0
+    with np.errstate(over="ignore"):
+        return 16.0 * _EPS * (h / np.pi) * k_est * np.exp(np.minimum(lp_beta, 700.0)) * lam0
+
+
+def _choose_period(log_mgf, a: np.ndarray, c: np.ndarray, sigma: np.ndarray, p: float, tol: float) -> _Period:  # noqa: ANN001
+    """The smallest period (from a Chernoff start, grown by 1.2) whose alias bound and predicted
+    roundoff are both below tol/4."""
     # Chernoff grid (real z): P(nu > x) <= Psi(theta) e^{-theta x}
     theta = sigma[:, None] * 0 + np.array([1.0, 3.0, 6.0, 12.0])[None, :] / sigma[:, None]
     lp_theta = log_mgf(theta.astype(np.complex128), False)[0].real
-    x_top = np.maximum(c, a + c)
-    x_clip = -x_top
+    x_clip = -np.maximum(c, a + c)
     A = 2.0 * np.abs(a) + 1.0
     T = np.maximum(_chernoff_upper(lp_theta, theta, 70.0) - x_clip, 12.0 * sigma)
     T = np.maximum(T, 1e-300)
-
-    def alias_bound(T: np.ndarray) -> np.ndarray:
-        beta = _BETA_T / T
-        left = np.min(
-            np.exp(np.minimum(_BETA_T + lp_theta - theta * (T + x_clip)[:, None], 700.0))
-            * _sup_poly_exp(p / 3.0, A[:, None], theta),
-            axis=1,
-        )
-        right = np.exp(-beta * T) * (p / 3.0 + 2.0 * (T + np.abs(x_clip) + A) ** 2 + 2.0 * sigma**2) * 1.01
-        return left + right
-
-    def roundoff_prediction(T: np.ndarray) -> np.ndarray:
-        # 16 eps (h/pi) K max|F|, max|F| <= Psi(beta)|Lambda(beta)|; log Psi is convex with log Psi(0) = 0,
-        # so chords of the theta grid bound it from above (beyond the grid: the last chord, extended)
-        beta = _BETA_T / T
-        h = 2.0 * np.pi / T
-        th = np.concatenate([np.zeros((r_live, 1)), theta], axis=1)
-        lp = np.concatenate([np.zeros((r_live, 1)), lp_theta], axis=1)
-        j = np.clip((th < beta[:, None]).sum(axis=1), 1, th.shape[1] - 1)
-        rr = np.arange(r_live)
-        slope = (lp[rr, j] - lp[rr, j - 1]) / (th[rr, j] - th[rr, j - 1])
-        lp_beta = lp[rr, j - 1] + slope * (beta - th[rr, j - 1])
-        lam0 = np.abs(_lambda_transform(beta.astype(np.complex128), a, c, p))
-        k_est = np.sqrt(beta**2 + 2.0 * (math.log(1.0 / tol) + 10.0)) / sigma / h + 1.0
-        with np.errstate(over="ignore"):
-            return 16.0 * _EPS * (h / np.pi) * k_est * np.exp(np.minimum(lp_beta, 700.0)) * lam0
-
     for _ in range(80):
-        bad = (alias_bound(T) > 0.25 * tol) | (roundoff_prediction(T) > 0.25 * tol)
+        bad = ((_alias_bound(T, lp_theta, theta, x_clip, A, sigma, p) > 0.25 * tol)
+               | (_roundoff_prediction(T, lp_theta, theta, a, c, sigma, p, tol) > 0.25 * tol))
         if not bad.any():
             break
         T = np.where(bad, T * 1.2, T)
-    ab = alias_bound(T)
+    return _Period(T, _alias_bound(T, lp_theta, theta, x_clip, A, sigma, p), theta, lp_theta)
+
+
+def _trapezoid(log_mgf, off: np.ndarray, a: np.ndarray, c: np.ndarray, nu0: np.ndarray, sigma: np.ndarray,  # noqa: ANN001
+               p: float, tol: float, T: np.ndarray, disc: _Discrete, stable: bool, max_nodes: int):
+    """The trapezoid sum on z = beta + ikh, extended in chunks until the trailing terms are below
+    tol/4; returns (integral, sum of |terms| before the subtraction, series bound, truncation, nodes)."""
+    rows, n1 = off.shape
     beta = _BETA_T / T
     h = 2.0 * np.pi / T
-
     # nodes: Gaussian guess for the first chunk, then extend until the trailing terms are small
     s_max = np.sqrt(beta**2 + 2.0 * (math.log(1.0 / tol) + 10.0)) / sigma
     K0 = int(min(max(np.max(np.ceil(s_max / h)) + 1, 16), max_nodes))
-    total = np.zeros(r_live, dtype=np.complex128)
-    abs_sum = np.zeros(r_live)
-    series_err = np.zeros(r_live)
+    total = np.zeros(rows, dtype=np.complex128)
+    abs_sum = np.zeros(rows)
+    series_err = np.zeros(rows)
     k_done = 0
     chunk = K0
-    trunc = np.full(r_live, np.inf)
+    trunc = np.full(rows, np.inf)
     while True:
         k = np.arange(k_done, k_done + chunk)
         z = beta[:, None] + 1j * h[:, None] * k[None, :]
-        stable = direct and subtract and p < 1.0
         if stable:  # small n: the remainder without cancellation (matters when p n is small)
             with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-                rem = _direct_remainder(off, z, p)
+                rem = direct_remainder(off, z, p)
                 psi = np.exp(z * nu0[:, None] + n1 * math.log1p(-p)) * rem
             lp, e1s, sb = np.log(np.where(psi == 0, 1.0, psi)), None, np.zeros(z.shape)
         else:
-            lp, e1s, sb = log_mgf(z, subtract)
+            lp, e1s, sb = log_mgf(z, disc.subtract)
         with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
             if not stable:
                 psi = np.exp(lp)
             scale = np.abs(psi)  # magnitude before the subtraction: what roundoff is relative to
-            if subtract and not stable:
-                disc = np.exp(z * nu0[:, None]) * (alpha0 + alpha1 * e1s)
-                psi = psi - disc
-                scale = scale + np.abs(disc)
+            if disc.subtract and not stable:
+                discrete = np.exp(z * nu0[:, None]) * (disc.alpha0 + disc.alpha1 * e1s)
+                psi = psi - discrete
+                scale = scale + np.abs(discrete)
             lam = _lambda_transform(z, a[:, None], c[:, None], p)
             F = psi * lam
             scale = scale * np.abs(lam)
@@ -638,11 +396,51 @@ def _invert_block(
         if np.all(trunc <= 0.25 * tol) or k_done >= max_nodes:
             break
         chunk = int(min(max(k_done // 2, 16), max_nodes - k_done))
-    integral = (h / np.pi) * total.real
+    return (h / np.pi) * total.real, abs_sum, series_err, trunc, k_done
+
+
+def invert_rows(
+    off: np.ndarray, a: np.ndarray, c: np.ndarray, p: float, tol: float, direct: bool, max_nodes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact loss of a block of rows (off-diagonal entries ``off``, diagonal ``a``, effective bias
+    ``c``) by the Bromwich inversion of the module docstring; returns (loss, error estimate, nodes).
+
+    ``direct`` sums the log-MGF over every entry exactly (small n) instead of the series split;
+    both routes must agree within their error estimates (tests/test_finite_n.py).
+    """
+    rows, n1 = off.shape
+    v = p / 3.0 - p * p / 4.0
+    sigma = np.sqrt(v * np.sum(off * off, axis=1))
+    loss = np.zeros(rows)
+    err = np.zeros(rows)
+    nodes = np.zeros(rows, dtype=np.int64)
+    nu0 = -0.5 * p * off.sum(axis=1)
+    # nu == 0 identically (all off-diagonal entries zero): l(0) exactly
+    trivial = sigma == 0
+    if trivial.any():
+        loss[trivial] = _profile(np.zeros(int(trivial.sum())), a[trivial], c[trivial], p)
+    live = ~trivial
+    if not live.any():
+        return loss, err, nodes
+    off, a, c, sigma, nu0 = off[live], a[live], c[live], sigma[live], nu0[live]
+    sr = None if direct else SortedRows(off, p)
+
+    def log_mgf(z: np.ndarray, singles: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        if direct:
+            lp, e1s = direct_log_mgf(off, z, p, singles)
+            return lp, e1s, np.zeros(z.shape)
+        return sr.evaluate(z, singles=singles)
+
+    disc = _discrete_parts(off, a, c, nu0, p, tol)
+    period = _choose_period(log_mgf, a, c, sigma, p, tol)
+    stable = direct and disc.subtract and p < 1.0
+    integral, abs_sum, series_err, trunc, k_done = _trapezoid(log_mgf, off, a, c, nu0, sigma, p, tol, period.T,
+                                                              disc, stable, max_nodes)
+    h = 2.0 * np.pi / period.T
     # each node's Psi carries ~n1 rounding errors (sum of logs / product) before the subtraction
     roundoff = 16.0 * _EPS * (h / np.pi) * abs_sum * max(1.0, math.sqrt(n1))
-    loss[live] = base + integral
-    err[live] = ab + trunc + roundoff + (h / np.pi) * series_err + 16.0 * _EPS * np.abs(base)
+    loss[live] = disc.base + integral
+    err[live] = period.alias + trunc + roundoff + (h / np.pi) * series_err + 16.0 * _EPS * np.abs(disc.base)
     nodes[live] = k_done
     return loss, err, nodes
 
@@ -707,10 +505,10 @@ def exact_loss_from_weights(
     # work cap: about 3e8 entry-node evaluations per call (nodes x (n-1) x n); beyond it the
     # truncation estimate in row_error reports how far from converged the sum is
     max_nodes = int(min(max_nodes, max(1024, 3e8 // max(1, n * (n - 1)))))
-    block_rows = max(1, min(block_rows, int(24_000_000 // (n * (_R + 2)))))
+    block_rows = max(1, min(block_rows, int(24_000_000 // (n * (SERIES_ORDER + 2)))))
     for start in range(0, n, block_rows):
         sl = slice(start, min(n, start + block_rows))
-        row_loss[sl], row_err[sl], nodes[sl] = _invert_block(off[sl], a[sl], c[sl], p, tol, direct, max_nodes)
+        row_loss[sl], row_err[sl], nodes[sl] = invert_rows(off[sl], a[sl], c[sl], p, tol, direct, max_nodes)
     report_accuracy(float(row_err.mean()), tol, on_inaccurate, "exact_loss_from_weights loss")
     return FiniteNLoss(
         loss=float(row_loss.mean()),
@@ -742,7 +540,7 @@ def exact_loss_of_row(w_row: object, i: int, b_i: float, p: object, *, tol: floa
         raise ValueError(f"tol must be in [1e-13, inf) (double-precision inversion), got {tol!r}")
     off = np.delete(w, i)[None, :]
     c = np.array([b_i + 0.5 * p * off.sum()])
-    val, err, _ = _invert_block(off, np.array([w[i]]), c, p, tol, off.shape[1] <= 48, 1 << 15)
+    val, err, _ = invert_rows(off, np.array([w[i]]), c, p, tol, off.shape[1] <= 48, 1 << 15)
     return float(val[0]), float(err[0])
 
 
@@ -753,69 +551,3 @@ def exact_loss_from_factors(W_in: object, W_out: object, b: object, p: object, *
     if W_in.ndim != 2 or W_out.ndim != 2 or W_in.shape[::-1] != W_out.shape:
         raise ValueError(f"W_in (m×n) and W_out (n×m) must have transposed shapes, got {W_in.shape} and {W_out.shape}")
     return exact_loss_from_weights(W_out @ W_in, b, p, **kwargs)  # type: ignore[arg-type]
-
-
-# --------------------------------------------------------------------------------------------
-# independent routes: enumeration (tiny n) and Monte Carlo
-
-
-def _profile_relu_terms(a: float, c: float, p: float) -> list[tuple[float, float, int]]:
-    """l(nu) - p/3 = sum coef * ReLU(nu + shift)^q, as (coef, shift, q); needs a != 0."""
-    k3 = p * (1.0 / (3.0 * a) + 1.0 / (3.0 * a * a))
-    return [(1.0 - p, c, 2), (k3, a + c, 3), (-k3, c, 3), (-p / a, a + c, 2)]
-
-
-def enumeration_loss_from_weights(W: object, b: object, p: object, *, return_error: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    r"""Per-row exact loss by enumerating which features are on (independent route, n ≤ 12).
-
-    For a set S of active features (probability :math:`p^{|S|}(1-p)^{n-1-|S|}`),
-    :math:`\nu = \nu_0 + \sum_{j\in S}W_jU_j` and :math:`\ell - p/3` is a sum of ReLU powers
-    (:math:`\ell = p/3 + (1-p)R(w)^2 + p[k_3(R(a+w)^3 - R(w)^3) - R(a+w)^2/a]`,
-    :math:`k_3 = 1/(3a) + 1/(3a^2)`, w = c + ν), whose expectation over the uniforms is exact by
-    repeated integration:
-
-    .. math::
-        E\,R\Big(y + \sum_{j\in S}W_jU_j\Big)^q = \frac{q!}{(q+k)!\prod_S W_j}
-        \sum_{\epsilon\subseteq S}(-1)^{k-|\epsilon|}R\Big(y+\sum_{j\in\epsilon}W_j\Big)^{q+k}.
-
-    Needs every :math:`W_{ii} \ne 0`; zero off-diagonal entries are dropped (they do not move ν).
-    Cost :math:`3^{n-1}` per row. The alternating sum cancels (badly when many features are on
-    or some :math:`|W_{ij}|` is small); with ``return_error=True`` it also returns a rounding bound
-    per row, :math:`8\epsilon (q+k+1)\sum|\text{terms}|`.
-    """
-    W, b, p = check_weights(W, b, p)
-    n = W.shape[0]
-    if n > 12:
-        raise ValueError(f"n must be <= 12 for enumeration, got {n}")
-    rp = row_parameters(W, b, p)
-    a_all, c_all, off_all = rp.a, rp.effective_bias, rp.off
-    if np.any(a_all == 0):
-        raise ValueError("W must have a nonzero diagonal for the enumeration route")
-    out = np.empty(n)
-    err = np.empty(n)
-    for i in range(n):
-        w = off_all[i][off_all[i] != 0]
-        m = w.size
-        n_zero = n - 1 - m
-        nu0 = -0.5 * p * off_all[i].sum()
-        terms = _profile_relu_terms(a_all[i], c_all[i], p)
-        # states per feature: 0 off, 1 on (not in eps), 2 on and in eps
-        states = np.array(np.meshgrid(*([np.arange(3)] * m), indexing="ij")).reshape(m, -1).T if m else np.zeros((1, 0), int)
-        on = states > 0
-        k = on.sum(axis=1)
-        shift = (np.where(states == 2, w[None, :], 0.0)).sum(axis=1)
-        sign = np.where(((states == 1).sum(axis=1)) % 2 == 0, 1.0, -1.0)
-        prod_w = np.where(on, w[None, :], 1.0).prod(axis=1)
-        prob = p**k * (1.0 - p) ** (m - k)
-        total = p / 3.0
-        abs_total = p / 3.0
-        for coef, s, q in terms:
-            y = nu0 + s + shift
-            val = math.factorial(q) / np.array([math.factorial(q + kk) for kk in k]) * sign * _relu(y) ** (q + k) / prod_w
-            total += coef * math.fsum(prob * val)
-            abs_total += float(np.sum(np.abs(coef * prob * val) * (q + k + 1)))
-        del n_zero
-        out[i] = total
-        err[i] = 8.0 * _EPS * abs_total
-    return (out, err) if return_error else out
-
