@@ -18,8 +18,9 @@ to 16 in steps of 1/2; below -12 s the ReLU clips with probability < 1e-32 and t
 affine one), the data range [0, 1] in steps of 0.05, and the affine optimum
 :math:`\theta_{\rm aff} = -p(1-r)/(2r)` with neighbours at ±s/2, ±s, ... . Ratios are used only where
 both moments exceed 1e-280 (no underflow noise). The two best local maxima are refined by
-false position (Illinois) on the sign of :math:`d(N^2/D)/d\theta \propto 2N'D - ND'` inside the
-grid bracket, so the result is never a bracket edge, and the better is kept. Where
+scipy's vectorised bracketed root finder (``scipy.optimize.elementwise.find_root``) on the sign of
+:math:`d(N^2/D)/d\theta \propto 2N'D - ND'` inside the grid bracket, so the result is never a
+bracket edge, and the better is kept. Where
 :math:`L^* < 10^{-6} p/3` the ratio cannot rank candidates (they agree to the last digits), so
 those points are ranked by the stable loss instead.
 
@@ -72,9 +73,8 @@ S_GL_SWITCH = 30.0
 MOMENT_FLOOR = 1e-280
 #: Rows whose best p/3 - N^2/D is below this fraction of p/3 are ranked by the stable loss.
 FRAGILE_DEFICIT = 1e-6
-#: Local maxima refined per point (the best two by grid score), and false-position steps each.
+#: Local maxima refined per point (the best two by grid score).
 N_CANDIDATES = 2
-_ILLINOIS_STEPS = 30
 #: Below this p the θ/s grid of the direct search is extended from 16 to 44.
 TAU_WIDE_BELOW_P = 1e-30
 #: At or below this interference scale the optimum is found in the scaled variables of
@@ -284,28 +284,24 @@ def _search(p: np.ndarray, r: np.ndarray, s: np.ndarray) -> np.ndarray:
     best_theta = grid[rows, np.argmax(score, axis=1)]
     best_score = score.max(axis=1)
     order = np.argsort(-bracket_score, axis=1)[:, :N_CANDIDATES]
-    # Refine all candidate brackets at once (Illinois false position on the slope's sign change).
+    # Refine all candidate brackets at once: scipy's vectorised bracketed root finder
+    # (Chandrupatla) on the sign change of the slope, to full double precision.
     j = order.T.ravel()
     rr = np.tile(rows, N_CANDIDATES)
     valid = np.isfinite(bracket_score[rr, j])
     lo, hi = grid[rr, j], grid[rr, j + 1]
-    flo, fhi = slope[rr, j], slope[rr, j + 1]
     pp, ss = p[rr], s[rr]
-    side = np.zeros(lo.shape, dtype=np.int8)
-    for _ in range(_ILLINOIS_STEPS):
+    theta_c = lo.copy()
+    if valid.any():
+        from scipy.optimize import elementwise
+
+        def slope_at(x: np.ndarray, s_: np.ndarray, p_: np.ndarray) -> np.ndarray:
+            return _ratio_and_slope(x, s_, p_)[1]
+
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            x = (lo * fhi - hi * flo) / (fhi - flo)
-        bad = ~np.isfinite(x) | (x <= np.minimum(lo, hi)) | (x >= np.maximum(lo, hi))
-        x = np.where(bad, 0.5 * (lo + hi), x)
-        _, fx, _ = _ratio_and_slope(x, ss, pp)
-        pos = fx > 0
-        # keep the bracket [lo (f > 0), hi (f <= 0)]; halve the stale end's value (Illinois)
-        flo = np.where(pos, fx, np.where(side == -1, 0.5 * flo, flo))
-        fhi = np.where(pos, np.where(side == 1, 0.5 * fhi, fhi), fx)
-        side = np.where(pos, 1, -1).astype(np.int8)
-        lo = np.where(pos, x, lo)
-        hi = np.where(pos, hi, x)
-    theta_c = np.where(np.abs(flo) < np.abs(fhi), lo, hi)
+            res = elementwise.find_root(slope_at, (lo[valid], hi[valid]), args=(ss[valid], pp[valid]),
+                                        tolerances=dict(xatol=0.0, xrtol=4 * np.finfo(float).eps))
+        theta_c[valid] = np.where(np.isfinite(res.x), res.x, lo[valid])
     rho_c, _, ok_c = _ratio_and_slope(theta_c, ss, pp)
     score_c = rho_c
     frag_c = fragile[rr]
@@ -357,8 +353,8 @@ def _small_s_optimum(p: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """τ*, α*, Λ* = L*/(p s²) for 1-d arrays with 0 < s <= ``S_SMALL``.
 
     τ on a grid of step 1/8 over [-6, 44] (τ* ≈ sqrt(2 ln(1/p)) <= 38.6 for p >= 5e-324), then
-    golden-section search in the best cell's neighbours (60 steps: τ to ~1e-13, Λ to rounding,
-    since Λ is stationary in τ there).
+    scipy's bracketed minimiser in the best cell's neighbours (τ to ~1e-13, Λ to rounding, since Λ
+    is stationary in τ there).
     """
     grid = np.arange(-48, 353) / 8.0
     T = np.broadcast_to(grid[None, :], (p.size, grid.size))
@@ -366,19 +362,21 @@ def _small_s_optimum(p: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarr
     S = np.broadcast_to(s[:, None], T.shape)
     g, _ = _small_s_objective(T, S, P)
     j = np.argmin(g, axis=1)
-    lo = grid[np.maximum(j - 1, 0)]
-    hi = grid[np.minimum(j + 1, grid.size - 1)]
-    inv = (np.sqrt(5.0) - 1.0) / 2.0
-    x1, x2 = hi - inv * (hi - lo), lo + inv * (hi - lo)
-    f1, f2 = _small_s_objective(x1, s, p)[0], _small_s_objective(x2, s, p)[0]
-    for _ in range(60):
-        left = f1 < f2  # the minimum lies in [lo, x2]
-        hi = np.where(left, x2, hi)
-        lo = np.where(left, lo, x1)
-        x1, x2 = np.where(left, hi - inv * (hi - lo), x2), np.where(left, x1, lo + inv * (hi - lo))
-        fe = _small_s_objective(np.where(left, x1, x2), s, p)[0]
-        f1, f2 = np.where(left, fe, f2), np.where(left, f1, fe)
-    tau = 0.5 * (lo + hi)
+    # refine inside (grid[j-1], grid[j], grid[j+1]) with scipy's vectorised bracketed minimiser;
+    # a best point at the grid's end stays as it is
+    tau = grid[j].astype(float)
+    inner = np.flatnonzero((j > 0) & (j < grid.size - 1))
+    if inner.size:
+        from scipy.optimize import elementwise
+
+        def objective(t: np.ndarray, s_: np.ndarray, p_: np.ndarray) -> np.ndarray:
+            return _small_s_objective(t, s_, p_)[0]
+
+        ji = j[inner]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            res = elementwise.find_minimum(objective, (grid[ji - 1], grid[ji], grid[ji + 1]), args=(s[inner], p[inner]),
+                                           tolerances=dict(xatol=1e-13, xrtol=0.0), maxiter=200)
+        tau[inner] = np.where(np.isfinite(res.x), res.x, grid[ji])
     lam, alpha = _small_s_objective(tau, s, p)
     best = g[np.arange(p.size), j]
     use_grid = ~(lam <= best)
