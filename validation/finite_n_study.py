@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rugtheory.constructions.finite_n_predictions import best_rug  # one optimiser of the rug's scalars at finite n
 from rugtheory.theory.edgeworth import edgeworth_loss_from_weights
 from rugtheory.theory.finite_n import exact_loss_from_weights
 from rugtheory.theory.optimum import optimal_symmetric_loss
@@ -124,29 +125,6 @@ def analyze_model(W: np.ndarray, b: np.ndarray, p: float, *, measured: float, me
                     exact_error=ex.error, l_star=float(optimal_symmetric_loss(p, m / n).loss),
                     skewness=float(ed.cumulants.skewness.mean()), excess_kurtosis=float(ed.cumulants.excess_kurtosis.mean()),
                     converged=converged, seconds_exact=sec)
-
-
-def best_rug(n: int, m: int, p: float, *, seed: int) -> tuple[float, float, float]:
-    """Best ``y = ReLU(alpha (P/r) x + beta)`` Persian rug at this n on the exact loss: (loss, alpha, beta).
-
-    All rows of a Hadamard rug are permutations of each other, so the exact loss is one row's.
-    Optimised by Nelder–Mead from the large-N optimum (a*, b*).
-    """
-    from scipy.optimize import minimize
-
-    from rugtheory.constructions.persian_rug import persian_rug
-
-    rug = persian_rug(n, m, seed=seed)
-    w_row = np.asarray(rug.row(0), dtype=np.float64)  # W = P/r, W_00 = 1 at position 0
-    opt = optimal_symmetric_loss(p, m / n)
-
-    def loss(theta: np.ndarray) -> float:
-        alpha, beta = theta
-        return _row_loss(alpha * w_row, beta, p, tol=1e-8)
-
-    res = minimize(loss, x0=np.array([float(opt.a), float(opt.b)]), method="Nelder-Mead",
-                   options={"xatol": 1e-4, "fatol": 1e-10, "maxiter": 120})
-    return float(res.fun), float(res.x[0]), float(res.x[1])
 
 
 def _row_loss(w_row: np.ndarray, beta: float, p: float, *, tol: float = 1e-9) -> float:
