@@ -187,7 +187,8 @@ def check_prediction_size(n: object, m: object, name_n: str = "n", name_m: str =
     except (TypeError, ValueError):
         raise ValueError(f"{name_n} must be a power of two in [{MIN_N}, {MAX_N}], got {n!r}") from None
     if not (math.isfinite(nf) and nf == int(nf) and MIN_N <= nf <= MAX_N and is_power_of_two(int(nf))):
-        raise ValueError(f"{name_n} must be a power of two in [{MIN_N}, {MAX_N}] (the Hadamard rug), got {n!r}")
+        shown = int(nf) if math.isfinite(nf) and nf == int(nf) else n
+        raise ValueError(f"{name_n} must be a power of two in [{MIN_N}, {MAX_N}] (the Hadamard rug), got {shown!r}")
     n_int = int(nf)
     m_int = check_int(m, name_m, low=1, high=n_int)
     return n_int, m_int

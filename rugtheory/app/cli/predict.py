@@ -5,6 +5,10 @@ Several values per flag evaluate the whole (p, r) grid; a repeated flag adds its
 (``--r 0.5 --r 0.25`` is ``--r 0.5 0.25``). ``--json`` prints one JSON object per point (JSON
 Lines: a single point gives exactly one object); ``--csv FILE`` writes the grid.
 ``--no-structures`` skips the phase-map comparison (L* only, fastest).
+``--n N`` adds exact finite-n predictions at n = N, m = round(r N) (docs/theory.md §7.5): L*'s Persian
+rug, the paired rug and the expected structure, each with its scalars re-optimised at that n and the
+§7 error estimate, and the lowest construction at that n (about 0.5 s a point at n = 1024; without
+``--n`` nothing of this is imported).
 
 The grid is computed and printed in chunks of :data:`CHUNK` points (4 times as many with
 ``--no-structures``; p varies slowest), so output
@@ -24,18 +28,27 @@ import math
 import sys
 from typing import Any
 
-__all__ = ["CHUNK", "FIELDS", "add_parser", "compute", "iter_records", "run"]
+__all__ = ["CHUNK", "FIELDS", "FINITE_N_FIELDS", "STRUCTURE_FIELDS", "add_parser", "check_n", "compute",
+           "finite_n_columns", "iter_records", "run"]
 
 #: Output columns, in order.
 FIELDS = ["p", "r", "loss", "a", "b", "sigma", "theta", "s", "zero_loss", "linear_loss", "linear_loss_no_bias"]
 #: Extra columns from :func:`rugtheory.constructions.phase_map.expected_structure` (absent with --no-structures).
 STRUCTURE_FIELDS = ["expected_structure", "expected_loss", "expected_over_symmetric"]
+#: Extra columns with ``--n`` (:func:`rugtheory.constructions.finite_n_predictions.finite_n_predictions`):
+#: ``m`` is round(r n); ``structure_finite_n_m`` the hidden units the realised expected structure uses
+#: (whole groups); ``paired_rug_*`` are NaN (JSON null) where m > n/2.
+FINITE_N_FIELDS = ["n", "m", "rug_finite_n", "rug_finite_n_error", "paired_rug_finite_n", "paired_rug_finite_n_error",
+                   "structure_finite_n", "structure_finite_n_error", "structure_finite_n_m", "lowest_finite_n",
+                   "lowest_finite_n_loss"]
 #: Grid points computed (and printed) at a time with structures; L* alone (--no-structures) takes
 #: 4 chunks at a time (its per-call overhead dominates small chunks). L* peaks at ~45 KB a point
 #: while computing, so a chunk holds at most ~50 MB whatever the grid size.
 CHUNK = 256
 #: Rough seconds per grid point (one core), with and without the structure comparison.
 _SECONDS_PER_POINT = {True: 5e-3, False: 2e-4}
+#: Rough extra seconds per grid point with ``--n`` (n = 1024, p·n >= 10; more where p·n is small).
+_SECONDS_PER_FINITE_N_POINT = 0.6
 
 
 def _number(text: str) -> float:
@@ -64,6 +77,13 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="skip the comparison with competing structures (pairs, polytopes, mixtures; docs/theory.md §10)",
     )
+    ps.add_argument(
+        "--n", type=_number, default=None, metavar="N",
+        help="also predict at finite n = N (a power of two in [8, 65536]; m = round(r N)): exact finite-n losses "
+             "(docs/theory.md §7.5) of L*'s Persian rug, the paired rug and the expected structure, scalars "
+             "re-optimised at N, with error estimates: columns " + ", ".join(FINITE_N_FIELDS)
+             + " (~0.5 s a point at N = 1024)",
+    )
 
 
 #: The smallest normal float64: an L* below it has lost relative precision (underflow).
@@ -78,10 +98,44 @@ def _check_grid(ps: list[float], rs: list[float]) -> tuple[Any, Any]:
     return check_symmetric_domain(np.asarray(ps, dtype=float), np.asarray(rs, dtype=float))
 
 
-def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, chunk: int | None = None):
+def check_n(n: float | None) -> int | None:
+    """``--n``: None, or a power of two in [8, 65536] (one-line ``ValueError`` naming --n otherwise)."""
+    if n is None:
+        return None
+    from rugtheory.constructions.finite_n_predictions import check_prediction_size
+
+    return check_prediction_size(n, 1, "--n")[0]
+
+
+def finite_n_columns(n: int, p: float, r: float) -> dict[str, Any]:
+    """The ``--n`` columns at one point, plus ``finite_n``: every construction's prediction (for JSON)."""
+    from rugtheory.constructions.finite_n_predictions import finite_n_predictions
+
+    m = min(n, max(1, round(r * n)))
+    res = finite_n_predictions(n, m, p)
+    names = [q.name for q in res.predictions]
+    nan = float("nan")
+    pr = res.by_name("paired rug") if "paired rug" in names else None
+    rug, es, best = res.by_name("rug"), res.expected, res.best
+    return {
+        "n": n, "m": m, "rug_finite_n": rug.loss, "rug_finite_n_error": rug.error,
+        "paired_rug_finite_n": pr.loss if pr else nan, "paired_rug_finite_n_error": pr.error if pr else nan,
+        "structure_finite_n": es.loss, "structure_finite_n_error": es.error, "structure_finite_n_m": es.m,
+        "lowest_finite_n": best.name, "lowest_finite_n_loss": best.loss,
+        "finite_n": [{"name": q.name, "n": q.n, "m": q.m, "loss": q.loss, "error": q.error, "gain": q.gain,
+                      "bias": q.bias, "large_n_loss": q.large_n_loss, "notes": list(q.notes),
+                      "parts": [{"name": c.name, "n": c.n, "m": c.m, "loss": c.loss, "gain": c.gain, "bias": c.bias}
+                                for c in q.parts]}
+                     for q in res.predictions],
+    }
+
+
+def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, chunk: int | None = None,
+                 n: int | None = None):
     """Records for the grid ``ps x rs`` (p varies slowest), yielded as lists of ``chunk`` points.
 
     Memory is bounded by the chunk, whatever the grid size; the values do not depend on ``chunk``.
+    With ``n``, each record also has the finite-n columns :data:`FINITE_N_FIELDS` (and ``finite_n``).
     """
     import numpy as np
 
@@ -107,6 +161,9 @@ def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, c
                      "bias": c.bias}
                     for c in e.components
                 ]
+        if n is not None:
+            for rec in records:
+                rec.update(finite_n_columns(n, rec["p"], rec["r"]))
         yield records
 
 
@@ -117,6 +174,19 @@ def compute(ps: list[float], rs: list[float], *, structures: bool = True) -> lis
 
 def _fmt(x: float) -> str:
     return f"{x:.10g}" if math.isfinite(x) else str(x)
+
+
+def _cell(x: Any) -> str:
+    return x if isinstance(x, str) else str(x) if isinstance(x, int) else _fmt(x)
+
+
+def _json_value(x: Any) -> Any:
+    """NaN (a construction or scalar that does not exist here) as JSON null, also inside lists and dicts."""
+    if isinstance(x, dict):
+        return {k: _json_value(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_value(v) for v in x]
+    return None if isinstance(x, float) and math.isnan(x) else x
 
 
 class _CsvOut:
@@ -165,9 +235,9 @@ class _CsvOut:
             raise ValueError(f"--csv {self.path!r}: cannot write: {exc.strerror or exc}") from None
 
 
-def _progress(total: int, structures: bool) -> Any:
+def _progress(total: int, structures: bool, finite_n: bool = False) -> Any:
     """A tqdm bar on a terminal for grids of more than one chunk; else a one-line notice for long grids."""
-    seconds = total * _SECONDS_PER_POINT[structures]
+    seconds = total * (_SECONDS_PER_POINT[structures] + (_SECONDS_PER_FINITE_N_POINT if finite_n else 0.0))
     if total > CHUNK * (1 if structures else 4) and sys.stderr.isatty():
         try:
             from tqdm import tqdm
@@ -185,26 +255,29 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
 
     structures = not args.no_structures
-    fields = FIELDS + (STRUCTURE_FIELDS if structures else [])
+    n = check_n(args.n)
+    extra = FINITE_N_FIELDS if n is not None else []
+    fields = FIELDS + (STRUCTURE_FIELDS if structures else []) + extra
     p, r = _check_grid(args.p, args.r)  # bad values fail before the CSV is touched
     csv_out = _CsvOut(args.csv, fields) if args.csv is not None else None
     out = sys.stdout
-    widths = {k: max(len(k), 16) for k in FIELDS}
-    keys = fields + (["components"] if structures else [])
+    shown = FIELDS + extra
+    widths = {k: max(len(k), 16) for k in shown}
+    keys = fields + (["components"] if structures else []) + (["finite_n"] if n is not None else [])
     # text mode prints the structure lines after the table: they wait in a spooled file (bounded memory)
     later = tempfile.SpooledTemporaryFile(max_size=1 << 22, mode="w+") if structures and not args.json else None  # noqa: SIM115 -- closed in finally
     if not args.json:
-        out.write("  ".join(k.rjust(widths[k]) for k in FIELDS) + "\n")
-    bar = _progress(p.size * r.size, structures)
+        out.write("  ".join(k.rjust(widths[k]) for k in shown) + "\n")
+    bar = _progress(p.size * r.size, structures, n is not None)
     underflow = 0
     try:
-        for records in iter_records(p, r, structures=structures):
+        for records in iter_records(p, r, structures=structures, n=n):
             if csv_out is not None:
                 csv_out.rows(records)
             if args.json:
-                out.write("".join(json.dumps({k: rec[k] for k in keys}) + "\n" for rec in records))
+                out.write("".join(json.dumps({k: _json_value(rec[k]) for k in keys}) + "\n" for rec in records))
             else:
-                out.write("".join("  ".join(_fmt(rec[k]).rjust(widths[k]) for k in FIELDS) + "\n" for rec in records))
+                out.write("".join("  ".join(_cell(rec[k]).rjust(widths[k]) for k in shown) + "\n" for rec in records))
             if later is not None:
                 for rec in records:
                     parts = ", ".join(f"{c['fraction']:.3g} of features in {c['name']} at r'={c['ratio']:.3g}"
