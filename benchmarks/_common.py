@@ -10,6 +10,7 @@ __all__ = ["load_line"]
 def load_line() -> str:
     """The machine's load averages and core count, printed beside every timing."""
     try:
-        return "load average %.2f %.2f %.2f on %d cores" % (*os.getloadavg(), os.cpu_count() or 0)
+        one, five, fifteen = os.getloadavg()
+        return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count() or 0} cores"
     except OSError:
         return "load average unavailable"

@@ -18,7 +18,6 @@ import time
 import numpy as np
 
 from benchmarks._common import load_line
-
 from rugtheory.theory import decoders
 from rugtheory.twins import decoders_oracle
 
@@ -90,7 +89,10 @@ def main() -> None:
         print(f"{name:<16} {err:.1e}")
     print(f"\n3. ReLU optimum vs foundation optimal_symmetric_loss on the grid: max rel diff {bench_foundation():.1e}")
     print("\n4. TopK on a random-row Hadamard rug, p = 0.05, m = n/4, 4000 samples (half to fit k, gain, shift)")
-    print(f"{'n':>6} {'held-out loss':>14} {'SE':>9} {'large-n':>10} {'(loss/large-n - 1)':>19} {'k':>5} {'n P(y>θ*)':>10} {'s':>6}")
+    print(
+        f"{'n':>6} {'held-out loss':>14} {'SE':>9} {'large-n':>10} {'(loss/large-n - 1)':>19} {'k':>5} "
+        f"{'n P(y>θ*)':>10} {'s':>6}"
+    )
     for n, loss, se, big, k, kstar, sec in bench_topk():
         print(f"{n:>6} {loss:14.5e} {se:9.1e} {big:10.5e} {loss / big - 1:19.4f} {k:>5} {kstar:10.1f} {sec:6.1f}")
 

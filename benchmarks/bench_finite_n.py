@@ -49,7 +49,10 @@ def main() -> None:
         ex = exact_loss_from_weights(W, b, p, tol=tol)
         wall = time.perf_counter() - t
         results[tol] = (ex, wall)
-        print(f"| exact (Bromwich) | tol {tol:.0e} | {wall:.1f} | {ex.loss:.10e} | {ex.error:.1e} (max node count {ex.nodes.max()}) |")
+        print(
+            f"| exact (Bromwich) | tol {tol:.0e} | {wall:.1f} | {ex.loss:.10e} | {ex.error:.1e} (max node count "
+            f"{ex.nodes.max()}) |"
+        )
     ex, wall_exact = results[1e-11]
     samples = 20_000
     t = time.perf_counter()
@@ -60,9 +63,15 @@ def main() -> None:
     print(f"| Monte Carlo | {samples} samples | {wall_mc:.1f} | {mean.mean():.6e} | SE {se:.1e} |")
     se_same_time = se * np.sqrt(samples / (rate * wall_exact))
     need = samples * (se / max(ex.error, 1e-300)) ** 2
-    print(f"\nMC throughput {rate:.0f} samples/s; in the exact route's {wall_exact:.1f} s MC reaches SE ≈ {se_same_time:.1e} "
-          f"({se_same_time / ex.loss:.1e} relative).")
-    print(f"MC to the exact route's error estimate {ex.error:.1e}: ≈ {need:.1e} samples ≈ {need / rate / 3.15e7:.1e} CPU-years.")
+    print(
+        f"\nMC throughput {rate:.0f} samples/s; in the exact route's {wall_exact:.1f} s MC reaches SE ≈ "
+        f"{se_same_time:.1e} "
+        f"({se_same_time / ex.loss:.1e} relative)."
+    )
+    print(
+        f"MC to the exact route's error estimate {ex.error:.1e}: ≈ {need:.1e} samples ≈ {need / rate / 3.15e7:.1e} "
+        "CPU-years."
+    )
     print(f"exact − MC = {ex.loss - mean.mean():+.2e} = {(ex.loss - mean.mean()) / se:+.2f} SE")
 
 

@@ -30,9 +30,9 @@ def _single_point_seconds(p: float, r: float) -> tuple[float, float]:
 
 def main() -> None:
     import rugtheory.constructions.phase_map as pm
-    from rugtheory.theory.optimum import optimal_symmetric_loss
     from rugtheory.constructions.paired_rug import optimal_paired_rug_loss
     from rugtheory.constructions.polytopes import optimal_structure_loss, standard_constructions
+    from rugtheory.theory.optimum import optimal_symmetric_loss
 
     p = np.geomspace(1e-4, 0.9, 40)
     r = np.linspace(0.025, 1.0, 40)
@@ -51,7 +51,9 @@ def main() -> None:
     rows.append((f"L* on 40 x {pm.RUG_RATIO_GRID.size} rug ratios", time.perf_counter() - t))
     t = time.perf_counter()
     optimal_paired_rug_loss(p[:, None], np.concatenate([pm.PAIRED_RUG_RATIO_GRID, r[r <= 0.5]])[None, :])
-    rows.append((f"paired rug on 40 x {pm.PAIRED_RUG_RATIO_GRID.size + int(np.sum(r <= 0.5))} ratios", time.perf_counter() - t))
+    rows.append(
+        (f"paired rug on 40 x {pm.PAIRED_RUG_RATIO_GRID.size + int(np.sum(r <= 0.5))} ratios", time.perf_counter() - t)
+    )
 
     _clear_caches()
     t = time.perf_counter()

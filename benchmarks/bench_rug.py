@@ -22,7 +22,11 @@ import numpy as np
 
 from rugtheory import optimal_symmetric_loss
 from rugtheory.constructions.persian_rug import persian_rug, theory_scalars
-from rugtheory.constructions.rug_monte_carlo import format_convergence_table, rug_convergence_table, rug_loss_monte_carlo
+from rugtheory.constructions.rug_monte_carlo import (
+    format_convergence_table,
+    rug_convergence_table,
+    rug_loss_monte_carlo,
+)
 
 __all__ = ["main", "headline", "operator_scaling", "convergence"]
 
@@ -57,14 +61,20 @@ def headline(k: int = 20, p: float = 0.01, r: float = 0.25, rel_se: float = 1e-3
     }
     print(f"\n## Headline: rug loss at n = 2^{k}, r = {r}, p = {p}, target rel. SE {rel_se:g}")
     print("| quantity | value |\n|---|---|")
-    print(f"| rug loss (conditional + control variates) | {est.loss:.6e} ± {est.se:.2e} (rel. SE {est.se / est.loss:.2e}) |")
+    print(
+        f"| rug loss (conditional + control variates) | {est.loss:.6e} ± {est.se:.2e} (rel. SE "
+        f"{est.se / est.loss:.2e}) |"
+    )
     print(f"| L*(p, r) | {lstar:.6e} |")
     print(f"| gap (loss − L*)/L* | {out['gap']:+.2e} ± {out['gap_se']:.1e} ({out['gap'] / out['gap_se']:+.1f} SE) |")
     print(f"| plain estimator on the same samples | {est.plain_loss:.6e} ± {est.plain_se:.2e} |")
     print(f"| samples | {est.n_samples} (target reached: {est.reached}) |")
     print(f"| wall time | {est.wall_seconds:.1f} s |")
     print(f"| CPU time (process, all threads) | {est.cpu_seconds:.1f} s |")
-    print(f"| plain estimator: samples / projected wall time for the same SE | {n_plain:.0f} / {out['plain_wall_s_projected']:.0f} s |")
+    print(
+        f"| plain estimator: samples / projected wall time for the same SE | {n_plain:.0f} / "
+        f"{out['plain_wall_s_projected']:.0f} s |"
+    )
     return out
 
 
@@ -86,8 +96,14 @@ def operator_scaling(batch: int = 256, k_fast_max: int = 20, seed: int = 0) -> d
     """Time per sample of ``W x`` by the fast and the dense route; exponents of time vs n."""
     budget = min(DENSE_BUDGET_BYTES, _mem_available() // 4)
     k_dense_max = int(math.floor(math.log2(math.sqrt(budget / 8))))
-    print(f"\n## Operator cost per sample (batch min({batch}, 2^22/n)); dense W limited to {budget / 2**30:.1f} GiB -> n <= 2^{k_dense_max}")
-    print("| n | fast: wall ms/sample | fast: CPU ms/sample | dense: form W (s) | dense: wall ms/sample | dense: CPU ms/sample | max abs diff |")
+    print(
+        f"\n## Operator cost per sample (batch min({batch}, 2^22/n)); dense W limited to {budget / 2**30:.1f} GiB -> "
+        f"n <= 2^{k_dense_max}"
+    )
+    print(
+        "| n | fast: wall ms/sample | fast: CPU ms/sample | dense: form W (s) | dense: wall ms/sample | dense: CPU "
+        "ms/sample | max abs diff |"
+    )
     print("|---|---|---|---|---|---|---|")
     fast_n, fast_t, dense_n, dense_t, fast_c, dense_c = [], [], [], [], [], []
     rng = np.random.default_rng(seed)
@@ -96,7 +112,7 @@ def operator_scaling(batch: int = 256, k_fast_max: int = 20, seed: int = 0) -> d
         rug = persian_rug(n, n // 4, seed=seed)
         b = max(1, min(batch, (1 << 22) // n))  # at most 32 MiB per batch array
         x = rng.random((b, n))
-        fw, fc = _time(lambda: rug.apply(x))
+        fw, fc = _time(lambda rug=rug, x=x: rug.apply(x))
         fast_n.append(n)
         fast_t.append(fw / b)
         fast_c.append(fc / b)
@@ -105,7 +121,7 @@ def operator_scaling(batch: int = 256, k_fast_max: int = 20, seed: int = 0) -> d
             w0 = time.perf_counter()
             W = rug.dense(max_entries=n * n)
             form = time.perf_counter() - w0
-            dw, dc = _time(lambda: x @ W.T, repeat=2)
+            dw, dc = _time(lambda x=x, W=W: x @ W.T, repeat=2)
             diff = float(np.max(np.abs(x @ W.T - rug.apply(x))))
             dense_n.append(n)
             dense_t.append(dw / b)
@@ -125,9 +141,12 @@ def operator_scaling(batch: int = 256, k_fast_max: int = 20, seed: int = 0) -> d
     same = len(dense_n) - 1
     print(f"\nfitted exponent of time vs n (upper half of each range), wall / CPU: fast {fe:.2f} / {fce:.2f} "
           f"(n log n: about 1.05–1.1 in this range), dense {de:.2f} / {dce:.2f} (n²: 2)")
-    print(f"dense at the largest n measured (2^{k_dense}): {1e3 * dense_t[-1]:.1f} ms/sample wall, "
-          f"{1e3 * dense_c[-1]:.1f} ms CPU; fast at that n: {1e3 * fast_t[same]:.2f} ms wall, {1e3 * fast_c[same]:.2f} ms CPU; "
-          f"a dense W at n = 2^20 would need {8 * 4**20 / 2**40:.0f} TiB")
+    print(
+        f"dense at the largest n measured (2^{k_dense}): {1e3 * dense_t[-1]:.1f} ms/sample wall, "
+        f"{1e3 * dense_c[-1]:.1f} ms CPU; fast at that n: {1e3 * fast_t[same]:.2f} ms wall, {1e3 * fast_c[same]:.2f} "
+        "ms CPU; "
+        f"a dense W at n = 2^20 would need {8 * 4**20 / 2**40:.0f} TiB"
+    )
     return {"fast_exponent": fe, "fast_exponent_cpu": fce, "dense_exponent": de, "dense_exponent_cpu": dce,
             "dense_k_max": k_dense, "dense_ms_per_sample": 1e3 * dense_t[-1],
             "fast_ms_per_sample_same_n": 1e3 * fast_t[same], "fast_ms_per_sample_largest": 1e3 * fast_t[-1]}
@@ -141,13 +160,18 @@ def convergence(p: float = 0.01, r: float = 0.25, k_max: int = 20, rel_se: float
     sig = [row for row in rows if row.gap > 3 * row.gap_se]
     if len(sig) >= 3:
         slope = float(np.polyfit(np.log([row.pn for row in sig]), np.log([row.gap for row in sig]), 1)[0])
-        print(f"gap ∝ (p·n)^{slope:.2f} over the {len(sig)} rows where gap > 3 SE (p·n = {sig[0].pn:g} … {sig[-1].pn:g})")
+        print(
+            f"gap ∝ (p·n)^{slope:.2f} over the {len(sig)} rows where gap > 3 SE (p·n = {sig[0].pn:g} … {sig[-1].pn:g})"
+        )
     big = [row for row in rows if row.pn >= 100]
     if big:
         last = big[-1]
         z = last.gap / last.gap_se
         verdict = "within" if abs(z) <= 3 else "NOT within"
-        print(f"largest n with p·n >= 100: n = {last.n}, gap {last.gap:+.2e} ± {last.gap_se:.1e} = {z:+.1f} SE: {verdict} 3 SE of zero")
+        print(
+            f"largest n with p·n >= 100: n = {last.n}, gap {last.gap:+.2e} ± {last.gap_se:.1e} = {z:+.1f} SE: "
+            f"{verdict} 3 SE of zero"
+        )
     return rows
 
 

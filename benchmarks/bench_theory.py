@@ -17,7 +17,6 @@ import time
 import numpy as np
 
 from benchmarks._common import load_line
-
 from rugtheory import optimal_symmetric_loss, symmetric_loss
 from rugtheory.twins import oracle
 from rugtheory.twins.montecarlo import symmetric_loss_mc
@@ -47,7 +46,11 @@ def bench_predict_cli(repeats: int = 5) -> dict[str, float]:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "rugtheory", "predict", "--p", "0.045", "--r", "0.25"], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "rugtheory", "predict", "--p", "0.045", "--r", "0.25"],
+            check=True,
+            capture_output=True,
+        )
         times.append(time.perf_counter() - t0)
     return {"best_s": min(times), "median_s": statistics.median(times)}
 

@@ -182,9 +182,14 @@ def _gpu(quick: bool) -> None:
     wall = time.perf_counter() - t
     flops = sum(5 * 2 * 1024 * n * c.m for c in slice_cfgs) * steps
     print(f"\nGPU {torch.cuda.get_device_name()}: fp32 matmul peak measured {peak / 1e12:.1f} TFLOP/s")
-    print(f"slice: 20 r values at p = 0.045, n = {n}, {steps} steps: {wall:.1f} s, "
-          f"{20 * 1024 * steps / wall:.3g} samples/s, {flops / wall / 1e12:.1f} TFLOP/s = {flops / wall / peak:.0%} of peak")
-    print(f"paper grid 20 × 20 at n = {n}, 10,000 steps each: ≈ {20 * wall * 10_000 / steps / 3600:.2f} h (extrapolated)")
+    print(
+        f"slice: 20 r values at p = 0.045, n = {n}, {steps} steps: {wall:.1f} s, "
+        f"{20 * 1024 * steps / wall:.3g} samples/s, {flops / wall / 1e12:.1f} TFLOP/s = {flops / wall / peak:.0%} of "
+        "peak"
+    )
+    print(
+        f"paper grid 20 × 20 at n = {n}, 10,000 steps each: ≈ {20 * wall * 10_000 / steps / 3600:.2f} h (extrapolated)"
+    )
 
 
 if __name__ == "__main__":

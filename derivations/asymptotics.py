@@ -129,7 +129,11 @@ def derive() -> dict[str, sp.Expr]:
     Lam_of_ell = 2 * ell + sp.log(8 / sp.pi)
     K_leading = sp.expand(K_series.coeff(eps, -1) / eps).subs(eps, 1 / Lam).subs(Lam, Lam_of_ell)
     K_leading = sp.expand(K_leading).coeff(ell, 1) * ell  # ℓ/2
-    K_first = sp.expand(K_series.coeff(eps, 0).subs(lam, sp.log(Lam)) + K_series.coeff(eps, -1) * Lam - K_leading.subs(ell, (Lam - sp.log(8 / sp.pi)) / 2))
+    K_first = sp.expand(
+        K_series.coeff(eps, 0).subs(lam, sp.log(Lam))
+        + K_series.coeff(eps, -1) * Lam
+        - K_leading.subs(ell, (Lam - sp.log(8 / sp.pi)) / 2)
+    )
     K_second = sp.expand(K_series.coeff(eps, 1) / Lam).subs(lam, sp.log(Lam))
     tau2 = 2 * sp.log((1 - p) / (p * s * sp.sqrt(2 * sp.pi)))
     tau = sp.Symbol("tau_B", positive=True)

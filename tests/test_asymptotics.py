@@ -44,10 +44,16 @@ def test_runtime_series_are_the_derived_expressions(derived: dict[str, sp.Expr])
             tb = float(A.bayes_threshold(pv, rv))
             assert tb**2 == pytest.approx(float(derived["bayes_threshold_tau2"].subs({p: pv, s: sv})), rel=1e-13)
             sub = {p: pv, s: sv, tau: tb}
-            assert A.mmse_sparse_series(pv, rv) == pytest.approx(float(derived["mmse_sparse_two_term"].subs(sub)), rel=1e-13)
-            three = derived["mmse_sparse_three_term"].subs(sub).subs(sp.Symbol("C_phi", positive=True), derived["C_phi"])
+            assert A.mmse_sparse_series(pv, rv) == pytest.approx(
+                float(derived["mmse_sparse_two_term"].subs(sub)), rel=1e-13
+            )
+            three = (
+                derived["mmse_sparse_three_term"].subs(sub).subs(sp.Symbol("C_phi", positive=True), derived["C_phi"])
+            )
             assert A.mmse_sparse_series(pv, rv, 3) == pytest.approx(float(three), rel=1e-13)
-            assert A.jumprelu_sparse_series(pv, rv) == pytest.approx(float(derived["jumprelu_sparse_two_term"].subs(sub)), rel=1e-13)
+            assert A.jumprelu_sparse_series(pv, rv) == pytest.approx(
+                float(derived["jumprelu_sparse_two_term"].subs(sub)), rel=1e-13
+            )
             lead = float(derived["relu_sparse_leading"].subs({p: pv, r: rv, ell: lv}))
             assert A.relu_sparse_series(pv, rv, 1) == pytest.approx(lead, rel=1e-13)
     for pv in [0.05, 0.3]:

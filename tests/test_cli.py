@@ -27,7 +27,9 @@ def test_predict_json_single_point(capsys):
 
 def test_predict_grid_and_csv(tmp_path, capsys):
     out = tmp_path / "grid.csv"
-    assert main(["predict", "--p", "0.01", "0.02", "--r", "0.1", "0.2", "0.3", "--csv", str(out), "--no-structures"]) == 0
+    assert (
+        main(["predict", "--p", "0.01", "0.02", "--r", "0.1", "0.2", "0.3", "--csv", str(out), "--no-structures"]) == 0
+    )
     text = capsys.readouterr().out
     assert len(text.strip().splitlines()) == 1 + 6  # header + grid (no structure lines)
     with out.open() as fh:

@@ -42,7 +42,21 @@ def _tn_reference(a: float, b: float) -> tuple[float, float, float]:
 
 @pytest.mark.parametrize(
     "a,b",
-    [(5, 5.001), (5, 6), (5, 500), (30, 31), (-0.5, 0.5), (-1e-3, 3e-3), (-3, 4), (-1e-3, 1e3), (-6, -5.99), (-40, -30), (0.1, 0.1 + 1e-4), (2, 2.4), (0, 1e-6)],
+    [
+        (5, 5.001),
+        (5, 6),
+        (5, 500),
+        (30, 31),
+        (-0.5, 0.5),
+        (-1e-3, 3e-3),
+        (-3, 4),
+        (-1e-3, 1e3),
+        (-6, -5.99),
+        (-40, -30),
+        (0.1, 0.1 + 1e-4),
+        (2, 2.4),
+        (0, 1e-6),
+    ],
 )
 def test_truncated_normal_moments_match_mpmath(a: float, b: float) -> None:
     tn = channel.truncated_normal_moments(np.array([a]), np.array([b]))
@@ -143,11 +157,27 @@ def test_stratified_monte_carlo_twins(p: float, r: float) -> None:
     s = float(channel.channel_scale(p, r))
     checks = []
     relu = decoders.relu_decoder_optimum(p, r)
-    checks.append((relu.loss, "relu" if np.isfinite(relu.threshold) else "linear", dict(gain=float(relu.gain), threshold=float(relu.threshold), shift=float(relu.shift))))
+    checks.append(
+        (
+            relu.loss,
+            "relu" if np.isfinite(relu.threshold) else "linear",
+            dict(gain=float(relu.gain), threshold=float(relu.threshold), shift=float(relu.shift)),
+        )
+    )
     for shift in (False, True):
         j = decoders.jumprelu_decoder_optimum(p, r, shift=shift)
         name = "jumprelu" if np.isfinite(j.threshold) else "linear"
-        checks.append((j.loss, name, dict(gain=float(j.gain), shift=float(j.shift), threshold=float(j.threshold) if np.isfinite(j.threshold) else 0.0)))
+        checks.append(
+            (
+                j.loss,
+                name,
+                dict(
+                    gain=float(j.gain),
+                    shift=float(j.shift),
+                    threshold=float(j.threshold) if np.isfinite(j.threshold) else 0.0,
+                ),
+            )
+        )
     checks.append((decoders.mmse_decoder_loss(p, r), "mmse", {}))
     checks.append((decoders.linear_decoder_loss(p, r), "linear", dict(gain=float(r), shift=float(p / 2 * (1 - r)))))
     e2 = p / 3
@@ -217,7 +247,9 @@ def test_topk_on_rug_approaches_its_large_n_threshold_equivalent() -> None:
     assert abs(res.k / res.large_n_k - 1) < 0.25
 
 
-@pytest.mark.parametrize("decoder,mc_name", [("relu", "relu"), ("jumprelu_gain", "jumprelu"), ("jumprelu_shift", "jumprelu")])
+@pytest.mark.parametrize(
+    "decoder,mc_name", [("relu", "relu"), ("jumprelu_gain", "jumprelu"), ("jumprelu_shift", "jumprelu")]
+)
 def test_noiseless_channel_at_fixed_threshold_matches_monte_carlo(decoder: str, mc_name: str) -> None:
     """r = 1 (s = 0, y = x): the polynomial raw moments against sampling, θ on both sides of 0."""
     for k, theta in enumerate([-0.3, 0.2, 0.7]):
@@ -231,7 +263,9 @@ def test_noiseless_channel_at_fixed_threshold_matches_monte_carlo(decoder: str, 
             assert abs(mc.mean - float(loss)) < 5 * mc.stderr  # 5 SE: false alarm < 1e-6
 
 
-@pytest.mark.parametrize(("p", "r", "name"), [(1e-20, 0.5, "p"), (1e-300, 0.25, "p"), (0.1, 1e-100, "r"), (0.1, 1e-300, "r")])
+@pytest.mark.parametrize(
+    ("p", "r", "name"), [(1e-20, 0.5, "p"), (1e-300, 0.25, "p"), (0.1, 1e-100, "r"), (0.1, 1e-300, "r")]
+)
 def test_inputs_outside_the_verified_range_are_refused_in_one_line(p: float, r: float, name: str) -> None:
     # Beyond DECODER_P_MIN / DECODER_R_MIN the threshold scan and the MMSE panels leave the range the
     # oracle tests cover (at p = 1e-100 the gain-only JumpReLU came out 1.6e-155 against an MMSE of

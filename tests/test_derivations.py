@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from rugtheory.derivations import symmetric_loss as deriv
 from rugtheory import symmetric_loss
+from rugtheory.derivations import symmetric_loss as deriv
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,13 @@ def test_generated_files_are_up_to_date(derived):
 
 @pytest.mark.parametrize(
     "a,b,sigma,p",
-    [(1.289, -0.446, 0.2688, 0.045), (0.7, 0.2, 0.05, 0.3), (-0.5, 0.8, 0.4, 0.9), (2.0, -1.5, 0.01, 1e-3), (1.0, 0.0, 1e-4, 0.5)],
+    [
+        (1.289, -0.446, 0.2688, 0.045),
+        (0.7, 0.2, 0.05, 0.3),
+        (-0.5, 0.8, 0.4, 0.9),
+        (2.0, -1.5, 0.01, 1e-3),
+        (1.0, 0.0, 1e-4, 0.5),
+    ],
 )
 def test_derived_expression_equals_runtime(derived, a, b, sigma, p):
     # The derived expression F(t1) - F(t0) cancels catastrophically for small sigma; at 50 digits the

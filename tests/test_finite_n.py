@@ -17,9 +17,6 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from rugtheory.twins.montecarlo import model_loss_monte_carlo
-from rugtheory.twins.quadrature import symmetric_loss_quad
-from rugtheory.theory.weights import row_parameters
 from rugtheory import data_moments, symmetric_loss
 from rugtheory.theory.edgeworth import edgeworth_loss_from_weights, gaussian_loss_c_derivative, interference_cumulants
 from rugtheory.theory.finite_n import (
@@ -30,7 +27,10 @@ from rugtheory.theory.finite_n import (
     invert_rows,
 )
 from rugtheory.theory.interference_mgf import direct_log_mgf, interference_log_mgf, sparse_uniform_log_mgf_coefficients
+from rugtheory.theory.weights import row_parameters
 from rugtheory.twins.enumeration import enumeration_loss_from_weights
+from rugtheory.twins.montecarlo import model_loss_monte_carlo
+from rugtheory.twins.quadrature import symmetric_loss_quad
 
 
 def _tiny_model(n: int, *, seed: int, scale: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +43,9 @@ def _tiny_model(n: int, *, seed: int, scale: float = 0.4) -> tuple[np.ndarray, n
     return W, b
 
 
-def _projection_model(n: int, r: float, a: float, *, seed: int, p: float, spikes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def _projection_model(
+    n: int, r: float, a: float, *, seed: int, p: float, spikes: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """W = (a/r) P (P a random rank-rn projection), optionally plus a few large negative entries per row."""
     rng = np.random.default_rng(seed)
     m = max(1, int(round(r * n)))
@@ -65,8 +67,14 @@ def test_error_profile_matches_quadrature(a: float, c: float) -> None:
     p = 0.2
     for x in (-2.0, -0.6, -0.1, 0.0, 0.25, 1.5):
         w = c + x
-        on, _ = integrate.quad(lambda u: (max(a * u + w, 0.0) - u) ** 2, 0.0, 1.0, points=[min(max(-w / a, 0), 1)] if a else None,
-                               epsabs=1e-14, epsrel=1e-13)
+        on, _ = integrate.quad(
+            lambda u, w=w: (max(a * u + w, 0.0) - u) ** 2,
+            0.0,
+            1.0,
+            points=[min(max(-w / a, 0), 1)] if a else None,
+            epsabs=1e-14,
+            epsrel=1e-13,
+        )
         want = (1 - p) * max(w, 0.0) ** 2 + p * on
         # 2-point Gauss-Legendre on quadratic pieces is exact: only rounding (1e-13 relative) separates them
         assert interference_error_profile(x, a, c, p) == pytest.approx(want, rel=1e-12, abs=1e-15)
@@ -143,8 +151,10 @@ def test_enumeration_single_feature_by_quadrature() -> None:
     rp = row_parameters(W, b, p)
     a, c, off = rp.a, rp.effective_bias, rp.off
     for i in range(2):
-        cont, _ = integrate.quad(lambda t: interference_error_profile(off[i, 0] * (t - p / 2), a[i], c[i], p), 0, 1,
-                                 epsabs=1e-14, epsrel=1e-13, limit=200)
+        def profile(t: float, i: int = i) -> float:
+            return interference_error_profile(off[i, 0] * (t - p / 2), a[i], c[i], p)
+
+        cont, _ = integrate.quad(profile, 0, 1, epsabs=1e-14, epsrel=1e-13, limit=200)
         want = (1 - p) * interference_error_profile(-off[i, 0] * p / 2, a[i], c[i], p) + p * cont
         assert en[i] == pytest.approx(want, rel=1e-11)
 

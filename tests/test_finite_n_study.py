@@ -10,9 +10,25 @@ from rugtheory.validation.finite_n_study import StudyRow, extrapolate_curve, fit
 
 def _row(n: int, p: float, gap: float) -> StudyRow:
     l_star = 1e-3
-    return StudyRow(kind="trained", n=n, m=n // 4, p=p, r=0.25, measured=l_star * (1 + gap), measured_se=0.0, gaussian=0.0,
-                    first_order=0.0, edgeworth=0.0, exact=0.0, exact_error=0.0, l_star=l_star, skewness=0.0,
-                    excess_kurtosis=0.0, converged=True, seconds_exact=0.0)
+    return StudyRow(
+        kind="trained",
+        n=n,
+        m=n // 4,
+        p=p,
+        r=0.25,
+        measured=l_star * (1 + gap),
+        measured_se=0.0,
+        gaussian=0.0,
+        first_order=0.0,
+        edgeworth=0.0,
+        exact=0.0,
+        exact_error=0.0,
+        l_star=l_star,
+        skewness=0.0,
+        excess_kurtosis=0.0,
+        converged=True,
+        seconds_exact=0.0,
+    )
 
 
 def test_fit_gap_recovers_a_power_law():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rugtheory.derivations.tables import BANNER, FILES, GENERATED
 from rugtheory.app.cli import main
+from rugtheory.derivations.tables import BANNER, FILES, GENERATED
 
 
 @pytest.fixture(scope="module")

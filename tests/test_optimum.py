@@ -129,7 +129,9 @@ def test_records_and_shapes():
     assert len(recs) == 6 and set(recs[0]) >= {"loss", "a", "b", "sigma", "theta", "s", "linear_loss", "zero_loss"}
 
 
-@pytest.mark.parametrize("p,r,match", [(0, 0.5, "p must"), (0.1, 1.5, "r must"), (np.nan, 0.5, "p must"), (0.1, -1, "r must")])
+@pytest.mark.parametrize(
+    "p,r,match", [(0, 0.5, "p must"), (0.1, 1.5, "r must"), (np.nan, 0.5, "p must"), (0.1, -1, "r must")]
+)
 def test_bad_input(p, r, match):
     with pytest.raises(ValueError, match=match):
         optimal_symmetric_loss(p, r)

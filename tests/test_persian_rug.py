@@ -24,8 +24,6 @@ from hypothesis import strategies as st
 from rugtheory import optimal_symmetric_loss, predicted_loss_from_weights, weight_statistics
 from rugtheory.constructions.hadamard import fwht, popcount_parity, sylvester_hadamard
 from rugtheory.constructions.persian_rug import DENSE_MAX_ENTRIES, persian_rug, theory_scalars
-from rugtheory.theory.data import sample_sparse_uniform
-from rugtheory.twins.quadrature import symmetric_loss_quad
 from rugtheory.constructions.rug_monte_carlo import (
     conditional_feature_loss,
     fit_rug_scalars,
@@ -33,6 +31,8 @@ from rugtheory.constructions.rug_monte_carlo import (
     rug_convergence_table,
     rug_loss_monte_carlo,
 )
+from rugtheory.theory.data import sample_sparse_uniform
+from rugtheory.twins.quadrature import symmetric_loss_quad
 
 # Float64 round-off of sums of at most 4096 terms of size <= 1: a few ulps times sqrt(n) or n.
 EXACT_TOL = 1e-12
@@ -222,7 +222,9 @@ def test_interference_law_matches_foundation_weight_statistics() -> None:
     assert np.allclose(ws.excess_kurtosis, law.excess_kurtosis, rtol=1e-9)
     assert np.allclose(ws.lyapunov_ratio, law.lyapunov_ratio, rtol=1e-12)
     # the Gaussian prediction of the rug at the theory scalars is L*(p, r) itself
-    assert predicted_loss_from_weights(W, b, p) == pytest.approx(float(optimal_symmetric_loss(p, m / n).loss), rel=1e-10)
+    assert predicted_loss_from_weights(W, b, p) == pytest.approx(
+        float(optimal_symmetric_loss(p, m / n).loss), rel=1e-10
+    )
     # ... and sc.predicted_loss is that loss by a second route: scipy quadrature of the per-feature loss at the
     # row statistics measured from the dense matrix (quad at epsrel 1e-11; 1e-9 as in tests/test_symmetric.py)
     quad = symmetric_loss_quad(float(ws.a[0]), float(ws.effective_bias[0]), float(ws.sigma[0]), p)
@@ -253,7 +255,7 @@ def test_conditional_feature_loss_against_quadrature(alpha: float, p: float) -> 
     from scipy.integrate import quad
 
     for t in [-4.0, -alpha, -0.7 * alpha, -0.1, 0.0, 0.2, 1.5]:
-        integral = quad(lambda u: (max(alpha * u + t, 0.0) - u) ** 2, 0, 1, points=[min(max(-t / alpha, 0), 1)],
+        integral = quad(lambda u, t=t: (max(alpha * u + t, 0.0) - u) ** 2, 0, 1, points=[min(max(-t / alpha, 0), 1)],
                         epsabs=1e-14, epsrel=1e-13)[0]
         expected = (1 - p) * max(t, 0.0) ** 2 + p * integral
         assert float(conditional_feature_loss(t, alpha, p)) == pytest.approx(expected, rel=1e-11, abs=1e-15)
@@ -359,7 +361,9 @@ _HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
 @pytest.mark.skipif(not _HAS_TORCH, reason="torch is not installed")
-@pytest.mark.parametrize("kind,n,m", [("hadamard", 1024, 256), ("hadamard", 2, 1), ("fourier", 100, 25), ("fourier", 64, 7)])
+@pytest.mark.parametrize(
+    "kind,n,m", [("hadamard", 1024, 256), ("hadamard", 2, 1), ("fourier", 100, 25), ("fourier", 64, 7)]
+)
 def test_torch_operator_matches_numpy(kind: str, n: int, m: int) -> None:
     import torch
 

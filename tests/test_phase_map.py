@@ -12,10 +12,18 @@ import pytest
 
 import rugtheory.constructions.phase_map as pm
 from rugtheory import linear_loss, optimal_symmetric_loss
-from rugtheory.twins.montecarlo import model_loss_monte_carlo
-from rugtheory.constructions.polytopes import antipodal_pairs, dropped_loss, optimal_structure_loss, optimal_untied_pairs, regular_polygon, regular_simplex, standard_constructions
-from rugtheory.constructions.structure_weights import mixture_weights
 from rugtheory.constructions.paired_rug import optimal_paired_rug_loss
+from rugtheory.constructions.polytopes import (
+    antipodal_pairs,
+    dropped_loss,
+    optimal_structure_loss,
+    optimal_untied_pairs,
+    regular_polygon,
+    regular_simplex,
+    standard_constructions,
+)
+from rugtheory.constructions.structure_weights import mixture_weights
+from rugtheory.twins.montecarlo import model_loss_monte_carlo
 
 K_SE = 4.0  # Monte Carlo agreement in standard errors (see tests/test_structures.py)
 P = np.geomspace(1e-4, 0.8, 6)

@@ -81,6 +81,8 @@ def test_paper_grid_maximum_matches_mpmath_at_its_corner(text: str) -> None:
     assert m, text
     lo, printed, p, r = m.groups()
     assert float(lo) == pytest.approx(PAPER_GRID[0], rel=1e-12)
-    assert float(p) == pytest.approx(PAPER_GRID.min(), rel=1e-3) and float(r) == pytest.approx(PAPER_GRID.max(), rel=1e-3)
+    assert float(p) == pytest.approx(PAPER_GRID.min(), rel=1e-3) and float(r) == pytest.approx(
+        PAPER_GRID.max(), rel=1e-3
+    )
     ref = _oracle_ratio(float(PAPER_GRID.min()), float(PAPER_GRID.max()))
     assert abs(float(printed) - ref) <= _half_unit(printed), (printed, ref)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from rugtheory.constructions.persian_rug import persian_rug
-from rugtheory.constructions.weight_geometry import feature_dimensionality, structure_measures
 from rugtheory.constructions.polytopes import antipodal_pairs, regular_polygon, regular_simplex
 from rugtheory.constructions.structure_weights import construction_weights, mixture_weights
+from rugtheory.constructions.weight_geometry import feature_dimensionality, structure_measures
 
 
 @pytest.mark.parametrize("con", [antipodal_pairs(), regular_simplex(3), regular_simplex(6), regular_polygon(5),

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import requires_torch
 
 pytestmark = [pytest.mark.training, requires_torch]

@@ -14,9 +14,19 @@ import pytest
 from scipy import integrate, optimize
 
 from rugtheory import optimal_symmetric_loss
-from rugtheory.twins.montecarlo import model_loss_monte_carlo
-from rugtheory.constructions.polytopes import MAX_POLYGON_K, MAX_SIMPLEX_K, antipodal_pairs, dropped_loss, optimal_structure_loss, regular_polygon, regular_simplex, standard_constructions, structure_loss
+from rugtheory.constructions.polytopes import (
+    MAX_POLYGON_K,
+    MAX_SIMPLEX_K,
+    antipodal_pairs,
+    dropped_loss,
+    optimal_structure_loss,
+    regular_polygon,
+    regular_simplex,
+    standard_constructions,
+    structure_loss,
+)
 from rugtheory.constructions.structure_weights import construction_weights, mixture_weights
+from rugtheory.twins.montecarlo import model_loss_monte_carlo
 
 #: Monte Carlo agreement in standard errors: 4 SE fails by chance with probability 6e-5 per check
 #: under a normal law; the per-sample loss is a mean over >= 100 features, close enough to normal.
@@ -102,8 +112,12 @@ def test_optimised_loss_matches_monte_carlo_and_beats_nelder_mead() -> None:
             # independent optimiser from three starts; ours must be as good to 1e-7 relative
             best = math.inf
             for x0 in ([0.0, 0.0], [0.5, -0.5], [-0.3, 0.3]):
-                res = optimize.minimize(lambda x: float(structure_loss(con, p, np.exp(x[0]), x[1]) / opt.loss[j]),
-                                        x0, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 4000})
+                res = optimize.minimize(
+                    lambda x, con=con, p=p, ref=opt.loss[j]: float(structure_loss(con, p, np.exp(x[0]), x[1]) / ref),
+                    x0,
+                    method="Nelder-Mead",
+                    options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 4000},
+                )
                 best = min(best, res.fun)
             assert 1.0 <= best * (1.0 + 1e-7), (con.name, p, best)
         w = construction_weights(con, max(1, 150 // con.k), float(opt.gain[2]), float(opt.bias[2]))

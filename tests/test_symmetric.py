@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rugtheory import relu_gaussian_mean, relu_gaussian_second_moment, symmetric_loss
+from rugtheory.theory.symmetric import GL_SWITCH, data_moments, interference_scale
 from rugtheory.twins import oracle
 from rugtheory.twins.montecarlo import symmetric_loss_mc
 from rugtheory.twins.quadrature import symmetric_loss_quad
-from rugtheory.theory.symmetric import GL_SWITCH, data_moments, interference_scale
 
 # Requirement: relative error <= 1e-9 against the oracle. The closed form is built from terms that do
 # not cancel (module docstring), so it reaches ~1e-13; 1e-10 is asserted to leave margin for the
@@ -64,7 +64,9 @@ def test_closed_form_matches_scipy_quadrature(a, b, sigma, p):
     assert float(symmetric_loss(a, b, sigma, p)) == pytest.approx(symmetric_loss_quad(a, b, sigma, p), rel=1e-9)
 
 
-@pytest.mark.parametrize("a,b,sigma,p", [(1.289, -0.446, 0.2688, 0.045), (0.8, 0.05, 0.5, 0.3), (1.5, -0.9, 0.05, 0.02)])
+@pytest.mark.parametrize(
+    "a,b,sigma,p", [(1.289, -0.446, 0.2688, 0.045), (0.8, 0.05, 0.5, 0.3), (1.5, -0.9, 0.05, 0.02)]
+)
 def test_closed_form_matches_monte_carlo(a, b, sigma, p):
     est = symmetric_loss_mc(a, b, sigma, p, n_samples=400_000, seed=1234)
     # 4 standard errors: a correct closed form fails this with probability ~6e-5.

@@ -272,7 +272,9 @@ def test_cli_overrides_complete_a_partial_spec_file(tmp_path):
         spec_from_args(parser.parse_args(["--out", "x", "--spec", str(path)]))
     with pytest.raises(ValueError, match=r"^--n must be comma-separated integers, got '16x' in '16x'$"):
         spec_from_args(parser.parse_args(["--out", "x", "--n", "16x", "--r", "0.5", "--p", "0.1"]))
-    with pytest.raises(ValueError, match=r"^--p must be comma-separated numbers or linspace:START:STOP:COUNT, got 'lin' in 'lin'$"):
+    with pytest.raises(
+        ValueError, match=r"^--p must be comma-separated numbers or linspace:START:STOP:COUNT, got 'lin' in 'lin'$"
+    ):
         spec_from_args(parser.parse_args(["--out", "x", "--n", "16", "--r", "0.5", "--p", "lin"]))
 
 

@@ -97,8 +97,20 @@ def test_resume_after_sigkill(tmp_path, k, point, stored):
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec))
     out = tmp_path / "store"
-    cmd = [sys.executable, "-m", "rugtheory.validation.sweep", "--spec", str(spec_path), "--out", str(out), "--threads", "1",
-           "--no-progress", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rugtheory.validation.sweep",
+        "--spec",
+        str(spec_path),
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     killed = subprocess.run(cmd, cwd=ROOT, env=dict(env, **{KILL_ENV: f"{k}:{point}"}), capture_output=True,
                             text=True, timeout=300)
@@ -156,8 +168,25 @@ def test_ray_backend_matches_local(tmp_path):
 
 
 def test_sweep_cli_bad_input_exits_2(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "rugtheory.validation.sweep", "--out", str(tmp_path), "--n", "16", "--r",
-                           "0.5", "--p", "2"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rugtheory.validation.sweep",
+            "--out",
+            str(tmp_path),
+            "--n",
+            "16",
+            "--r",
+            "0.5",
+            "--p",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "p must be" in done.stderr
 
 

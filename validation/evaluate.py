@@ -117,7 +117,8 @@ def evaluate_model(
     model: Any, *, rug: str = "theory", rug_rel_se: float = 0.01, rug_max_seconds: float = 20.0,
     stats_seed: int = 0, exact: bool = True, exact_max_nodes: int = 1 << 15,
 ) -> dict[str, Any]:
-    """:func:`evaluate_weights` for a :class:`rugtheory.validation.train.TrainedModel` (non-finite ones: status only)."""
+    """:func:`evaluate_weights` for a :class:`rugtheory.validation.train.TrainedModel`
+    (non-finite ones: status only)."""
     c = model.config
     base = {"n": c.n, "m": c.m, "r": c.m / c.n, "p": c.p, "seed": c.seed, "status": model.status}
     if model.status != "ok" or not (np.all(np.isfinite(model.W_in)) and np.all(np.isfinite(model.W_out))):

@@ -137,12 +137,16 @@ def _loss_panels(rows, out: Path, vary: str, fixed: str, name: str, max_panels: 
     return path
 
 
-def loss_vs_r_figure(rows: Sequence[dict[str, Any]], out_dir: str | Path, name: str = "validation_loss_vs_r.png") -> Path:
+def loss_vs_r_figure(
+    rows: Sequence[dict[str, Any]], out_dir: str | Path, name: str = "validation_loss_vs_r.png"
+) -> Path:
     """Loss vs r, one panel per p: trained models of each n (mean ± SE), rug, L*, linear baseline."""
     return _loss_panels(rows, Path(out_dir), "r", "p", name)
 
 
-def loss_vs_p_figure(rows: Sequence[dict[str, Any]], out_dir: str | Path, name: str = "validation_loss_vs_p.png") -> Path:
+def loss_vs_p_figure(
+    rows: Sequence[dict[str, Any]], out_dir: str | Path, name: str = "validation_loss_vs_p.png"
+) -> Path:
     """Loss vs p, one panel per r (same curves as :func:`loss_vs_r_figure`)."""
     return _loss_panels(rows, Path(out_dir), "p", "r", name)
 
@@ -168,7 +172,7 @@ def heatmap_figure(rows: Sequence[dict[str, Any]], out_dir: str | Path, n: int, 
     for ax, (key, title) in zip(axes.ravel(), keys.items()):
         ax.set_visible(True)
         grid = np.full((len(ps), len(rs)), np.nan)
-        for (nn, rr, pp), (v, _) in _mean_over_seeds(ok, key).items():
+        for (_n, rr, pp), (v, _) in _mean_over_seeds(ok, key).items():
             grid[ps.index(pp), rs.index(rr)] = v
         diverging = key.startswith("rel_err")
         vmax = np.nanmax(np.abs(grid)) if diverging and np.isfinite(grid).any() else None
@@ -225,8 +229,10 @@ def _fmt(v: Any, spec: str = ".3e") -> str:
 
 def predicted_vs_measured_table(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown table: every run with measured ± SE, each prediction and its relative error."""
-    head = ("| n | m | r | p | seed | steps | conv. | measured ± SE | exact finite-n (rel.) | Gaussian from weights (rel.) "
-            "| L* (rel.) | rug ± SE (rel.) | linear |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| n | m | r | p | seed | steps | conv. | measured ± SE | exact finite-n (rel.) | Gaussian from weights (rel.) "
+        "| L* (rel.) | rug ± SE (rel.) | linear |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
     lines = []
     for r in sorted(rows, key=lambda x: (x["n"], x["r"], x["p"], x["seed"])):
         if r.get("status") != "ok":
@@ -247,14 +253,17 @@ def predicted_vs_measured_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def summary_table(rows: Sequence[dict[str, Any]]) -> str:
     """Per n: models, converged, non-finite, and the median |relative error| of each prediction."""
-    head = ("| n | models | converged | non-finite | median rel. err. exact finite-n | median rel. err. Gaussian from "
-            "weights | median rel. err. L* | median rel. err. rug | measured < L* |\n|---|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| n | models | converged | non-finite | median rel. err. exact finite-n | median rel. err. Gaussian from "
+        "weights | median rel. err. L* | median rel. err. rug | measured < L* "
+        "|\n|---|---|---|---|---|---|---|---|---|\n"
+    )
     lines = []
     for n in sorted({r["n"] for r in rows}):
         g = [r for r in rows if r["n"] == n]
         ok = _ok(g)
 
-        def med(key: str) -> str:
+        def med(key: str, ok: list = ok) -> str:
             vals = np.array([abs(float(r.get(key, math.nan))) for r in ok])
             vals = vals[np.isfinite(vals)]
             return f"{np.median(vals):.1%}" if vals.size else "not computed"
@@ -275,13 +284,18 @@ def write_section(rows: Sequence[dict[str, Any]], out_dir: str | Path, *, title:
     parts = [f"## {title}\n", intro.strip() + "\n" if intro else ""]
     if not rows:
         return "".join(parts) + "\nNo finished runs.\n"
-    notes = {r.get(k) for r in rows if r.get("status") == "ok" for k in ("weights_status", "exact_status", "rug_status")}
+    notes = {
+        r.get(k) for r in rows if r.get("status") == "ok" for k in ("weights_status", "exact_status", "rug_status")
+    }
     missing = sorted(s for s in notes if isinstance(s, str) and s.startswith("not computed"))
     if missing:
         parts.append("\nColumns not computed: " + "; ".join(s.removeprefix("not computed: ") for s in missing) + ".\n")
     parts.append("\n" + summary_table(rows))
-    figs = [loss_vs_r_figure(rows, out, f"{prefix}_loss_vs_r.png"), loss_vs_p_figure(rows, out, f"{prefix}_loss_vs_p.png"),
-            predicted_vs_measured_figure(rows, out, f"{prefix}_predicted_vs_measured.png")]
+    figs = [
+        loss_vs_r_figure(rows, out, f"{prefix}_loss_vs_r.png"),
+        loss_vs_p_figure(rows, out, f"{prefix}_loss_vs_p.png"),
+        predicted_vs_measured_figure(rows, out, f"{prefix}_predicted_vs_measured.png"),
+    ]
     for n in sorted({r["n"] for r in _ok(rows)}):
         figs.append(heatmap_figure(rows, out, n, f"{prefix}_heatmaps_n{n}.png"))
     parts.append("\n" + "\n".join(f"![{p.stem}]({p.name})" for p in figs) + "\n")

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rugtheory.theory.checks import check_int, check_probability, check_seed
 from rugtheory.constructions.persian_rug import PersianRug
+from rugtheory.theory.checks import check_int, check_probability, check_seed
 
 __all__ = ["fwht_torch", "RugOperator", "RugModel", "RugTrainingResult", "train_rug_scalars"]
 
@@ -65,7 +65,9 @@ def fwht_torch(x: torch.Tensor) -> torch.Tensor:
 class RugOperator:
     """``x -> W x`` (and ``W_in x``, ``W_out h``) for a rug, on a torch device; never forms ``n × n``."""
 
-    def __init__(self, rug: PersianRug, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self, rug: PersianRug, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64
+    ) -> None:
         self.n, self.m, self.kind = rug.n, rug.m, rug.kind
         self.device = torch.device(device)
         self.dtype = dtype
@@ -121,7 +123,9 @@ class RugModel(torch.nn.Module):
         return torch.relu(self.alpha * self.op.apply(x) + self.beta)
 
 
-def _sample(gen: torch.Generator, batch: int, n: int, p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _sample(
+    gen: torch.Generator, batch: int, n: int, p: float, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
     u = torch.rand((batch, n), generator=gen, dtype=dtype, device=device)
     return torch.where(u < p, u / p, torch.zeros((), dtype=dtype, device=device))
 

@@ -1,1 +1,4 @@
-"""The app layer: the command line and the report; the only layer that imports the harness (rugtheory.validation) and the derivations (rugtheory.derivations)."""
+"""The app layer: the command line and the report.
+
+The only layer that imports the harness (rugtheory.validation) and the derivations (rugtheory.derivations).
+"""

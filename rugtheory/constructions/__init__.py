@@ -1,1 +1,4 @@
-"""The constructions layer: weights built from the theory (Persian rug, polytopes, paired rugs) and their losses; imports only rugtheory.theory."""
+"""The constructions layer: weights built from the theory (Persian rug, polytopes, paired rugs) and their losses.
+
+Imports only rugtheory.theory.
+"""

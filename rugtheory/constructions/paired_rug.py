@@ -186,8 +186,12 @@ def optimal_paired_rug_loss(p: np.ndarray | float, r: np.ndarray | float) -> Pai
         # scipy's Chandrupatla step divides 0/0 where the profile is flat to rounding; it then takes
         # a golden step instead, so the warning carries no information
         with np.errstate(invalid="ignore", divide="ignore"):
-            res = elementwise.find_minimum(_profile, (lo[inner], grid[inner, k[inner]], hi[inner]),
-                                           args=(pf[inner], rf[inner]), tolerances=dict(xatol=_THETA_ATOL, xrtol=1.5e-8))
+            res = elementwise.find_minimum(
+                _profile,
+                (lo[inner], grid[inner, k[inner]], hi[inner]),
+                args=(pf[inner], rf[inner]),
+                tolerances=dict(xatol=_THETA_ATOL, xrtol=1.5e-8),
+            )
         theta[inner], f_theta[inner] = res.x, res.f_x
     # The minimiser only approaches the bracket's ends to ~1e-8; where the best θ is a grid end (e.g. θ = -1,
     # the affine regime at dense data) take that end itself, already evaluated on the grid.

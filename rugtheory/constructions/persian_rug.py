@@ -47,9 +47,9 @@ from functools import cached_property
 
 import numpy as np
 
+from rugtheory.constructions.hadamard import check_power_of_two, fwht, sylvester_rows
 from rugtheory.theory.checks import check_finite, check_int, check_probability, check_seed
 from rugtheory.theory.display import with_compact_repr
-from rugtheory.constructions.hadamard import check_power_of_two, fwht, sylvester_rows
 
 __all__ = [
     "PersianRug",
@@ -251,7 +251,9 @@ class PersianRug:
         return out
 
     def __repr__(self) -> str:
-        return f"PersianRug(n={self.n}, m={self.m}, kind={self.kind!r}, row_choice={self.row_choice!r}, seed={self.seed})"
+        return (
+            f"PersianRug(n={self.n}, m={self.m}, kind={self.kind!r}, row_choice={self.row_choice!r}, seed={self.seed})"
+        )
 
 
 def _fourier_rows(n: int, m: int, rng: np.random.Generator | None) -> np.ndarray:

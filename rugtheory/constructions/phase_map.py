@@ -27,12 +27,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rugtheory.constructions.paired_rug import PairedRug, optimal_paired_rug_loss
+from rugtheory.constructions.polytopes import (
+    Construction,
+    dropped_loss,
+    optimal_structure_loss,
+    optimal_untied_pairs,
+    prefetch_optima,
+    regular_polygon,
+    regular_simplex,
+    standard_constructions,
+)
+from rugtheory.constructions.polytopes import clear_caches as polytope_clear_caches
 from rugtheory.theory.checks import check_probability, check_ratio
 from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.optimum import optimal_symmetric_loss
-from rugtheory.constructions.polytopes import clear_caches as polytope_clear_caches
-from rugtheory.constructions.polytopes import Construction, prefetch_optima, dropped_loss, optimal_structure_loss, optimal_untied_pairs, regular_polygon, regular_simplex, standard_constructions
-from rugtheory.constructions.paired_rug import PairedRug, optimal_paired_rug_loss
 
 __all__ = [
     "clear_caches",
@@ -171,7 +180,9 @@ def _vertices(p: np.ndarray, constructions: list[Construction], prug: PairedRug 
     out = []
     for i in range(p.size):
         pts = [_Vertex("dropped", 0.0, float(v[i]), 0.0, float(p[i] / 2)), _Vertex("dedicated", 1.0, 0.0, 1.0, 0.0)]
-        pts += [_Vertex(o.construction.name, o.ratio, float(o.loss[i]), float(o.gain[i]), float(o.bias[i])) for o in opts]
+        pts += [
+            _Vertex(o.construction.name, o.ratio, float(o.loss[i]), float(o.gain[i]), float(o.bias[i])) for o in opts
+        ]
         pts += [
             _Vertex("rug", float(rr), float(rug.loss[i, j]), float(rug.a[i, j]), float(rug.b[i, j]))
             for j, rr in enumerate(RUG_RATIO_GRID)

@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rugtheory.theory.checks import check_finite, check_int, check_probability, check_ratio, check_seed
-from rugtheory.theory.display import with_compact_repr
-from rugtheory.theory.data import sample_sparse_uniform
 from rugtheory.constructions.persian_rug import PersianRug, RugScalars, persian_rug, theory_scalars
+from rugtheory.theory.checks import check_finite, check_int, check_probability, check_ratio, check_seed
+from rugtheory.theory.data import sample_sparse_uniform
+from rugtheory.theory.display import with_compact_repr
 
 __all__ = [
     "RugLossEstimate",
@@ -477,7 +477,8 @@ def format_convergence_table(rows: list[RugConvergenceRow]) -> str:
         lines.append(
             f"| {row.n} | {row.m} | {row.pn:.3g} | {row.loss:.5e} ± {row.se:.1e} | {row.lstar:.5e} | "
             f"{row.gap:+.2e} ± {row.gap_se:.1e} | {z:+.1f} | {row.lyapunov_ratio:.3g} | {row.ks_pvalue:.2g} | "
-            f"{row.skewness:+.3f} ({row.skewness_exact:+.3f}) | {row.excess_kurtosis:+.3f} ({row.excess_kurtosis_exact:+.3f}) | "
+            f"{row.skewness:+.3f} ({row.skewness_exact:+.3f}) | {row.excess_kurtosis:+.3f} "
+            f"({row.excess_kurtosis_exact:+.3f}) | "
             f"{row.n_samples} | {row.wall_seconds:.1f} |"
         )
     return head + "\n".join(lines) + "\n"

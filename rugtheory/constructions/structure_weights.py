@@ -8,12 +8,10 @@ and compared with trained weights.
 
 from __future__ import annotations
 
-
 import numpy as np
 
-from rugtheory.theory.checks import check_int
-
 from rugtheory.constructions.polytopes import Construction
+from rugtheory.theory.checks import check_int
 
 __all__ = [
     "construction_weights",

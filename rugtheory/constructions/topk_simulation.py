@@ -89,9 +89,10 @@ def topk_rug_loss(p: float, n: int, m: int, *, n_samples: int, seed: int, n_k: i
     n_k : int
         Number of k values tried, spread over ``[0.5, 1.6] × n P(y > θ*)``.
     """
-    from rugtheory.theory.decoders import topk_large_n_optimum
-    from rugtheory.constructions.persian_rug import persian_rug
     from scipy import special
+
+    from rugtheory.constructions.persian_rug import persian_rug
+    from rugtheory.theory.decoders import topk_large_n_optimum
 
     p = float(check_probability(p))
     n = check_int(n, "n", low=2)

@@ -11,7 +11,8 @@ p → 0 at fixed r
     ``K = ℓ/2 − (3/4) ln Λ + 3/2 + (1/4) ln(8/π) + (9 ln Λ/4 − 3)/Λ + O(ln²Λ/Λ²)``.
     Leading term ``p²(1−r) ℓ/(6r)``; first correction ``p s² (3/2 + ¼ ln(8/π) − ¾ ln Λ)`` (the
     ln ln(1/p) term).
-    ``MMSE = p s² (1 + s (τ_B³/3 − C_φ) + O(s/τ_B))``, ``C_φ = ∫ φ²/Φ = 0.9032``; ``JumpReLU = p s² (1 + s(τ_B³/3 + τ_B + 1/τ_B) + …)``.
+    ``MMSE = p s² (1 + s (τ_B³/3 − C_φ) + O(s/τ_B))``, ``C_φ = ∫ φ²/Φ = 0.9032``;
+    ``JumpReLU = p s² (1 + s(τ_B³/3 + τ_B + 1/τ_B) + …)``.
     Hence ``ReLU / MMSE → K(p) ~ ½ ln(1/p)``: unbounded, logarithmically.
 r → 0 at fixed p
     ``MMSE = (1−r) v − κ₃² r²/(2v²) + O(r³)``, ``κ₃ = p(1−p)²/4``; the affine optimum is
@@ -28,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rugtheory.theory.channel import channel_scale, repeated_normal_integral
 from rugtheory.theory.checks import check_probability, check_ratio
 from rugtheory.theory.display import with_compact_repr
-from rugtheory.theory.channel import channel_scale, repeated_normal_integral
 
 __all__ = [
     "big_lambda",
@@ -79,7 +80,8 @@ class ReluSparseConstant:
 def relu_sparse_constant(p: float | np.ndarray) -> ReluSparseConstant:
     """``K(p)``: the s → 0 limit of ``L*_ReLU / (p s²)`` (derivations/asymptotics.py, step 2).
 
-    Solved by scipy's bracketed root finder (``scipy.optimize.elementwise.find_root``) on the stationarity ``t p / 4 = (1−p) I_1(−t)`` (``k'(t) = 0``; ``k`` is
+    Solved by scipy's bracketed root finder (``scipy.optimize.elementwise.find_root``) on the
+    stationarity ``t p / 4 = (1−p) I_1(−t)`` (``k'(t) = 0``; ``k`` is
     convex for t > 0 because ``I_0(−t)`` decreases) to machine precision.
     """
     p = check_probability(p)

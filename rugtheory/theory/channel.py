@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from rugtheory.theory.checks import check_probability, check_ratio, check_seed, check_int, check_finite
+from rugtheory.theory.checks import check_finite, check_int, check_probability, check_ratio, check_seed
+from rugtheory.theory.data import sample_sparse_uniform
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.gauss_legendre import gauss_legendre_unit
 from rugtheory.theory.normal import mills_ratio, norm_pdf
-from rugtheory.theory.display import with_compact_repr
-from rugtheory.theory.data import sample_sparse_uniform
 
 __all__ = [
     "channel_scale",
@@ -167,7 +167,9 @@ class TruncatedNormalMoments:
     variance: np.ndarray
 
 
-def _right_tail_moments(alpha: np.ndarray, length: np.ndarray, precise: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _right_tail_moments(
+    alpha: np.ndarray, length: np.ndarray, precise: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Scaled moments ``M_k = ∫_α^{α+L} (τ−α)^k φ(τ) dτ / φ(α)``, k = 0, 1, 2, for α >= 0.
 
     Where the far end carries weight ``e^{−αL−L²/2} < 0.1``, ``M_k = k! R_k(α) − tail(β)``
@@ -204,7 +206,9 @@ def _right_tail_moments(alpha: np.ndarray, length: np.ndarray, precise: bool = T
     return M[0], M[1], M[2], far
 
 
-def truncated_normal_moments(alpha: float | np.ndarray, beta: float | np.ndarray, *, precise: bool = True) -> TruncatedNormalMoments:
+def truncated_normal_moments(
+    alpha: float | np.ndarray, beta: float | np.ndarray, *, precise: bool = True
+) -> TruncatedNormalMoments:
     """Mass, offsets and variance of ``Z ~ N(0,1)`` conditioned on ``α < Z < β`` (α < β).
 
     Stable in every regime that the channel posterior visits: both endpoints deep in one tail
@@ -297,7 +301,9 @@ def _check_scale(s: float | np.ndarray) -> np.ndarray:
     return s
 
 
-def _posterior_parts(y: np.ndarray, p: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, TruncatedNormalMoments]:
+def _posterior_parts(
+    y: np.ndarray, p: np.ndarray, s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, TruncatedNormalMoments]:
     """(w0, w1, truncated-normal moments): posterior off/on probabilities, each from its own
     logistic so that neither is computed as ``1 −`` the other (w1 ~ 1e−20 must survive)."""
     tn = truncated_normal_moments(-y / s, (1.0 - y) / s)

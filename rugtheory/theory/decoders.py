@@ -40,15 +40,15 @@ from dataclasses import dataclass, fields
 import numpy as np
 from scipy import special
 
-from rugtheory.theory.checks import check_probability, check_ratio
-from rugtheory.theory.gauss_legendre import gauss_legendre
-from rugtheory.theory.normal import mills_ratio, norm_pdf
-from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.channel import (
     channel_scale,
     repeated_normal_integral,
     truncated_normal_moments,
 )
+from rugtheory.theory.checks import check_probability, check_ratio
+from rugtheory.theory.display import with_compact_repr
+from rugtheory.theory.gauss_legendre import gauss_legendre
+from rugtheory.theory.normal import norm_pdf
 
 __all__ = [
     "DECODER_P_MIN",
@@ -205,7 +205,9 @@ def _moments(u: np.ndarray, theta: np.ndarray, s: np.ndarray, *, precise: bool, 
     S0, S2 = out["S0"], out["S2"]
     out["G1"] = G1
     out["G2"] = G2
-    out["CR"] = np.where(left, G2 - 2.0 * u * G1 + u * u * Qa, S2 - 2.0 * theta * S0 + theta * theta * Qa)  # E[(sZ−θ)² 1]
+    out["CR"] = np.where(
+        left, G2 - 2.0 * u * G1 + u * u * Qa, S2 - 2.0 * theta * S0 + theta * theta * Qa
+    )  # E[(sZ−θ)² 1]
     out["BR"] = np.where(left, G2 - u * G1, s2 * Qa - theta * G1)  # E[(sZ−θ) w 1]
     return out
 
@@ -240,7 +242,9 @@ def _region_moments(theta: np.ndarray, p: np.ndarray, s: np.ndarray, *, relu: bo
     return out
 
 
-def _solve2(b1: np.ndarray, b0: np.ndarray, A11: np.ndarray, A10: np.ndarray, A00: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _solve2(
+    b1: np.ndarray, b0: np.ndarray, A11: np.ndarray, A10: np.ndarray, A00: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Minimise −2 bᵀv + vᵀAv over v = (v1, v0): value −bᵀA⁻¹b, by the Schur complement."""
     tiny = np.finfo(float).tiny
     A00s = np.maximum(A00, tiny)
@@ -325,7 +329,9 @@ def _one_gain_fit(e2: np.ndarray, base: np.ndarray, cross: np.ndarray, xcross: n
     return loss, gain
 
 
-def _thresholded(decoder: str, theta: np.ndarray, p: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _thresholded(
+    decoder: str, theta: np.ndarray, p: np.ndarray, s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     M = _region_moments(theta, p, s, relu=decoder == "relu")
     tiny = np.finfo(float).tiny
     e2 = p / 3.0
@@ -504,7 +510,9 @@ def topk_large_n_optimum(p: float | np.ndarray, r: float | np.ndarray) -> Decode
 # MMSE
 # ----------------------------------------------------------------------------------------------
 
-_BASE_OFFSETS = np.array([-40.0, -14.0, -9.0, -6.0, -4.0, -2.5, -1.2, 0.0, 1.2, 2.5, 4.0, 6.0, 8.0, 10.5, 14.0, 20.0, 40.0])
+_BASE_OFFSETS = np.array(
+    [-40.0, -14.0, -9.0, -6.0, -4.0, -2.5, -1.2, 0.0, 1.2, 2.5, 4.0, 6.0, 8.0, 10.5, 14.0, 20.0, 40.0]
+)
 _BAYES_OFFSETS = np.array([-12.0, -6.0, -3.0, -1.5, -0.5, 0.5, 1.5, 3.0, 6.0, 12.0])
 
 

@@ -33,12 +33,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from rugtheory.theory.display import with_compact_repr
 
+from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.finite_n import check_weights
-from rugtheory.theory.weights import row_parameters
 from rugtheory.theory.normal import norm_cdf, norm_pdf
 from rugtheory.theory.symmetric import data_moments, relu_gaussian_mean, symmetric_loss
+from rugtheory.theory.weights import row_parameters
 
 __all__ = [
     "InterferenceCumulants",

@@ -68,8 +68,8 @@ from rugtheory.theory.checks import (
     check_probability,
     report_accuracy,
 )
-from rugtheory.theory.gauss_legendre import gauss_legendre_unit
 from rugtheory.theory.display import with_compact_repr
+from rugtheory.theory.gauss_legendre import gauss_legendre_unit
 from rugtheory.theory.interference_mgf import (
     SERIES_ORDER,
     SortedRows,
@@ -455,7 +455,8 @@ def exact_loss_from_weights(
     max_nodes: int = 1 << 15,
     on_inaccurate: str = "warn",
 ) -> FiniteNLoss:
-    r"""Exact expected loss :math:`\frac1n\sum_i E\,\ell(\nu_i)` of ``y = ReLU(W x + b)`` at finite n (docs/theory.md §7).
+    r"""Exact expected loss :math:`\frac1n\sum_i E\,\ell(\nu_i)` of ``y = ReLU(W x + b)`` at finite n
+    (docs/theory.md §7).
 
     No sampling and no Gaussian assumption: the exact characteristic function of every
     :math:`\nu_i` is inverted numerically (module docstring), with a per-row error estimate.

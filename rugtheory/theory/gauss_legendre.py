@@ -8,14 +8,14 @@ the channel integrals of §5, the partner integral of the paired rug in §10). N
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
 __all__ = ["gauss_legendre", "gauss_legendre_unit"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the ``n``-point rule on ``[−1, 1]`` (read-only arrays)."""
     if not (isinstance(n, int) and n >= 1):
@@ -26,7 +26,7 @@ def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     return x, w
 
 
-@lru_cache(maxsize=None)
+@cache
 def gauss_legendre_unit(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the ``n``-point rule on ``[0, 1]``: ``(x + 1)/2`` and ``w/2``."""
     x, w = gauss_legendre(n)

@@ -40,7 +40,8 @@ __all__ = [
 #: Radius of the Cauchy circle for the Taylor coefficients of log E e^{uX}; the nearest zero of
 #: 1 - p + p(e^u - 1)/u has modulus >= 4.83 over p in (0, 1] (minimum near p = 0.44).
 SERIES_RADIUS = 3.6
-#: An entry goes through the Taylor series where |z W| <= SERIES_FRACTION * SERIES_RADIUS (ratio 0.4 to the Cauchy circle).
+#: An entry goes through the Taylor series where |z W| <= SERIES_FRACTION * SERIES_RADIUS
+#: (ratio 0.4 to the Cauchy circle).
 SERIES_FRACTION = 0.4
 #: Series order. The remainder is bounded per node by Cauchy's estimate with the actual power sum
 #: sum |w|^{R+1} (it enters the error estimate); at most 0.4^25 = 1e-10 relative per entry, and far
@@ -93,8 +94,10 @@ def _log_f_real(u: np.ndarray, p: float) -> np.ndarray:
         e1 = np.where(us == 0, 1.0, np.expm1(us) / np.where(us == 0, 1.0, us))
         small_val = np.log((1.0 - p) + p * e1)
         rest = np.maximum(1.0 - p - p / ub, 0.0)
-        big_val = np.logaddexp(np.log(rest) if np.all(rest > 0) else np.where(rest > 0, np.log(np.where(rest > 0, rest, 1.0)), -np.inf),
-                               math.log(p) + ub - np.log(ub))
+        big_val = np.logaddexp(
+            np.log(rest) if np.all(rest > 0) else np.where(rest > 0, np.log(np.where(rest > 0, rest, 1.0)), -np.inf),
+            math.log(p) + ub - np.log(ub),
+        )
     return np.where(big, big_val, small_val) - 0.5 * p * u
 
 
@@ -173,7 +176,9 @@ class SortedRows:
             zero = np.zeros(z.shape, dtype=np.complex128)
             return zero, (zero if singles else None), np.zeros(z.shape)
         cut = self.cuts(zabs)
-        G = np.stack([np.take_along_axis(self.C[r], cut, axis=1) for r in range(SERIES_ORDER + 2)], axis=2)  # (rows, K, R+2)
+        G = np.stack(
+            [np.take_along_axis(self.C[r], cut, axis=1) for r in range(SERIES_ORDER + 2)], axis=2
+        )  # (rows, K, R+2)
         acc = np.zeros(z.shape, dtype=np.complex128)
         for r in range(SERIES_ORDER, 1, -1):
             acc = acc * z + lam[r] * G[:, :, r]
@@ -186,7 +191,9 @@ class SortedRows:
                 acc = acc * z + G[:, :, r] / math.factorial(r + 1)
             e1sum = acc
         # Cauchy: |lambda_r| <= M/RHO^r; sum_{r>R} M (|z||w|/RHO)^r <= M/(1-Q) (|z|/RHO)^{R+1} sum |w|^{R+1}
-        series_bound = self.M / (1.0 - SERIES_FRACTION) * (zabs / self.rho) ** (SERIES_ORDER + 1) * G[:, :, SERIES_ORDER + 1]
+        series_bound = (
+            self.M / (1.0 - SERIES_FRACTION) * (zabs / self.rho) ** (SERIES_ORDER + 1) * G[:, :, SERIES_ORDER + 1]
+        )
         self.exact_count += int((n1 - cut).sum())
         # exact part: entries above the threshold, node by node, as a product of factors
         ne = n1 - cut
@@ -264,9 +271,13 @@ def direct_remainder(off: np.ndarray, z: np.ndarray, p: float) -> np.ndarray:
         x = q * _e1(z[:, k0 : k0 + step, None] * off[:, None, :])
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             l1 = np.log1p(x)
-            d1 = _series_or(x, 0.1, lambda t: sum((-1) ** (k + 1) * t**k / k for k in range(2, 18)), lambda t: np.log1p(t) - t)
+            d1 = _series_or(
+                x, 0.1, lambda t: sum((-1) ** (k + 1) * t**k / k for k in range(2, 18)), lambda t: np.log1p(t) - t
+            )
             S = l1.sum(axis=2)
-            e2 = _series_or(S, 0.1, lambda t: sum(t**k / math.factorial(k) for k in range(2, 16)), lambda t: np.expm1(t) - t)
+            e2 = _series_or(
+                S, 0.1, lambda t: sum(t**k / math.factorial(k) for k in range(2, 16)), lambda t: np.expm1(t) - t
+            )
         out[:, k0 : k0 + step] = e2 + d1.sum(axis=2)
     return out
 

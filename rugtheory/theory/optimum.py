@@ -42,10 +42,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from rugtheory.theory.channel import scaled_repeated_normal_integral
 from rugtheory.theory.checks import check_probability, check_ratio
 from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.gauss_legendre import gauss_legendre_unit
-from rugtheory.theory.channel import scaled_repeated_normal_integral
 from rugtheory.theory.normal import SQRT_2PI, norm_cdf, relu_gaussian_moments
 from rugtheory.theory.symmetric import (
     interference_scale,

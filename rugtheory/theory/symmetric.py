@@ -39,9 +39,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_nonnegative, check_probability, check_ratio
-from rugtheory.theory.gauss_legendre import gauss_legendre_unit
 from rugtheory.theory.display import with_compact_repr
-from rugtheory.theory.normal import CF_THRESHOLD, PHI0, laplace_tails, mills_ratio, norm_cdf, norm_pdf, relu_gaussian_moments
+from rugtheory.theory.gauss_legendre import gauss_legendre_unit
+from rugtheory.theory.normal import (
+    CF_THRESHOLD,
+    PHI0,
+    laplace_tails,
+    mills_ratio,
+    norm_cdf,
+    norm_pdf,
+    relu_gaussian_moments,
+)
 
 __all__ = [
     "DataMoments",
@@ -122,7 +130,8 @@ def relu_gaussian_mean(mu: np.ndarray | float, s: np.ndarray | float) -> np.ndar
 
 
 def relu_gaussian_second_moment(mu: np.ndarray | float, s: np.ndarray | float) -> np.ndarray:
-    r""":math:`G_2(\mu,s) = E\,\mathrm{ReLU}(\mu+sZ)^2 = (\mu^2+s^2)\Phi(\mu/s) + \mu s\varphi(\mu/s)` (docs/theory.md §3)."""
+    r""":math:`G_2(\mu,s) = E\,\mathrm{ReLU}(\mu+sZ)^2 = (\mu^2+s^2)\Phi(\mu/s) + \mu s\varphi(\mu/s)`
+    (docs/theory.md §3)."""
     mu = check_finite(mu, "mu")
     s = check_nonnegative(s, "s")
     mu, s = np.broadcast_arrays(mu, s)

@@ -55,7 +55,9 @@ def effective_matrix(W_in: np.ndarray, W_out: np.ndarray) -> np.ndarray:
         raise ValueError(f"W_in and W_out must be matrices, got shapes {W_in.shape} and {W_out.shape}")
     m, n = W_in.shape
     if W_out.shape != (n, m):
-        raise ValueError(f"W_out must have shape ({n}, {m}) (n x m) to match W_in of shape ({m}, {n}), got {W_out.shape}")
+        raise ValueError(
+            f"W_out must have shape ({n}, {m}) (n x m) to match W_in of shape ({m}, {n}), got {W_out.shape}"
+        )
     return W_out @ W_in
 
 
@@ -250,7 +252,10 @@ def weight_statistics(
     if rows.size:
         nu = sample_interference(W, p, rows, n_samples, seed=seed)
         ks = np.array(
-            [stats.kstest(nu[:, j], "norm", args=(0.0, sigma[r])).pvalue if sigma[r] > 0 else 0.0 for j, r in enumerate(rows)]
+            [
+                stats.kstest(nu[:, j], "norm", args=(0.0, sigma[r])).pvalue if sigma[r] > 0 else 0.0
+                for j, r in enumerate(rows)
+            ]
         )
         smean = nu.mean(axis=0)
         sd = nu.std(axis=0)
@@ -275,7 +280,8 @@ def weight_statistics(
 
 
 def predicted_loss_from_weights(W: np.ndarray, b: np.ndarray, p: float) -> float:
-    r"""Gaussian prediction of the per-feature loss from weights: :math:`\frac1n\sum_i L(W_{ii}, b_i+\mu_i, \sigma_i; p)`."""
+    r"""Gaussian prediction of the per-feature loss from weights (docs/theory.md §2):
+    :math:`\frac1n\sum_i L(W_{ii}, b_i+\mu_i, \sigma_i; p)`."""
     W = _check_square(W)
     b = _check_bias(b, W.shape[0])
     p = float(check_probability(p))

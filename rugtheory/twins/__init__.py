@@ -1,1 +1,4 @@
-"""Independent twins of the closed forms: mpmath oracles, scipy quadrature and Monte Carlo routes (imports theory and constructions)."""
+"""Independent twins of the closed forms: mpmath oracles, scipy quadrature, enumeration and Monte Carlo routes.
+
+Imports rugtheory.theory and rugtheory.constructions.
+"""

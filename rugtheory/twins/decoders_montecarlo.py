@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rugtheory.theory.channel import channel_scale, posterior_mean
 from rugtheory.theory.checks import check_int, check_probability, check_ratio, check_seed
 from rugtheory.theory.display import with_compact_repr
-from rugtheory.theory.channel import channel_scale, posterior_mean
 
 __all__ = ["MonteCarloLoss", "decoder_loss_montecarlo", "decoder_output"]
 
@@ -32,7 +32,14 @@ class MonteCarloLoss:
 
 
 def decoder_output(
-    decoder: str, y: np.ndarray, *, gain: float = 1.0, shift: float = 0.0, threshold: float = 0.0, p: float | None = None, s: float | None = None
+    decoder: str,
+    y: np.ndarray,
+    *,
+    gain: float = 1.0,
+    shift: float = 0.0,
+    threshold: float = 0.0,
+    p: float | None = None,
+    s: float | None = None,
 ) -> np.ndarray:
     """``f(y)`` of a decoder with explicit parameters.
 

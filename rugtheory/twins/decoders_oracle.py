@@ -108,7 +108,9 @@ def thresholded_loss_at(decoder: str, theta: float, p: float, r: float, *, dps: 
         return M["Ex2"] - (b[0] * sol[0] + b[1] * sol[1])
 
 
-def optimal_thresholded_loss(decoder: str, p: float, r: float, *, theta_start: float, dps: int = 40) -> tuple[mp.mpf, mp.mpf]:
+def optimal_thresholded_loss(
+    decoder: str, p: float, r: float, *, theta_start: float, dps: int = 40
+) -> tuple[mp.mpf, mp.mpf]:
     """Minimise :func:`thresholded_loss_at` over θ from ``theta_start`` (a root of dL/dθ by
     ``mpmath.findroot`` on a numerical derivative). Returns ``(loss, theta)``."""
     with mp.workdps(dps):
@@ -116,7 +118,12 @@ def optimal_thresholded_loss(decoder: str, p: float, r: float, *, theta_start: f
         f = lambda th: thresholded_loss_at(decoder, th, p, r, dps=dps)  # noqa: E731
         h = s * mp.mpf(10) ** (-(dps // 4))
         df = lambda th: (f(th + h) - f(th - h)) / (2 * h)  # noqa: E731
-        th = mp.findroot(df, (mp.mpf(theta_start) - s / 20, mp.mpf(theta_start) + s / 20), solver="secant", tol=mp.mpf(10) ** (-(dps // 2)))
+        th = mp.findroot(
+            df,
+            (mp.mpf(theta_start) - s / 20, mp.mpf(theta_start) + s / 20),
+            solver="secant",
+            tol=mp.mpf(10) ** (-(dps // 2)),
+        )
         return f(th), th
 
 

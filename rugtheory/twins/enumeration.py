@@ -27,7 +27,9 @@ def _profile_relu_terms(a: float, c: float, p: float) -> list[tuple[float, float
     return [(1.0 - p, c, 2), (k3, a + c, 3), (-k3, c, 3), (-p / a, a + c, 2)]
 
 
-def enumeration_loss_from_weights(W: object, b: object, p: object, *, return_error: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def enumeration_loss_from_weights(
+    W: object, b: object, p: object, *, return_error: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""Per-row exact loss by enumerating which features are on (independent route, n ≤ 12).
 
     For a set S of active features (probability :math:`p^{|S|}(1-p)^{n-1-|S|}`),
@@ -62,7 +64,9 @@ def enumeration_loss_from_weights(W: object, b: object, p: object, *, return_err
         nu0 = -0.5 * p * off_all[i].sum()
         terms = _profile_relu_terms(a_all[i], c_all[i], p)
         # states per feature: 0 off, 1 on (not in eps), 2 on and in eps
-        states = np.array(np.meshgrid(*([np.arange(3)] * m), indexing="ij")).reshape(m, -1).T if m else np.zeros((1, 0), int)
+        states = (
+            np.array(np.meshgrid(*([np.arange(3)] * m), indexing="ij")).reshape(m, -1).T if m else np.zeros((1, 0), int)
+        )
         on = states > 0
         k = on.sum(axis=1)
         shift = (np.where(states == 2, w[None, :], 0.0)).sum(axis=1)
@@ -73,7 +77,9 @@ def enumeration_loss_from_weights(W: object, b: object, p: object, *, return_err
         abs_total = p / 3.0
         for coef, s, q in terms:
             y = nu0 + s + shift
-            val = math.factorial(q) / np.array([math.factorial(q + kk) for kk in k]) * sign * _relu(y) ** (q + k) / prod_w
+            val = (
+                math.factorial(q) / np.array([math.factorial(q + kk) for kk in k]) * sign * _relu(y) ** (q + k) / prod_w
+            )
             total += coef * math.fsum(prob * val)
             abs_total += float(np.sum(np.abs(coef * prob * val) * (q + k + 1)))
         del n_zero

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rugtheory.theory.checks import check_finite, check_int, check_nonnegative, check_probability, check_seed
-from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.data import sample_sparse_uniform
+from rugtheory.theory.display import with_compact_repr
 
 __all__ = ["MonteCarloEstimate", "ModelLossEstimate", "model_loss_monte_carlo", "symmetric_loss_mc"]
 

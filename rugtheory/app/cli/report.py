@@ -10,13 +10,17 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub: Any) -> None:
     ps = sub.add_parser("report", help="write the Markdown report (theory, rug, trainings, tables, plots) to DIR")
-    ps.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing; an existing file is refused)")
+    ps.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (created if missing; an existing file is refused)"
+    )
     ps.add_argument("--seed", type=int, default=0, help="seed for every random step (default 0)")
     size = ps.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="larger sizes than the CPU-sized default")
     size.add_argument("--smoke", action="store_true",
                       help="smallest sizes that still run every step of every section (~30 s; what the tests run)")
-    ps.add_argument("--only", nargs="+", metavar="SECTION", help="run only sections whose module name contains one of these")
+    ps.add_argument(
+        "--only", nargs="+", metavar="SECTION", help="run only sections whose module name contains one of these"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -54,7 +54,9 @@ def add_parser(sub: Any) -> None:
     ps.add_argument("--seed", type=int, required=True, help="seed of the row choice and of the samples (>= 0)")
     ps.add_argument("--out", required=True, metavar="FILE.png",
                     help="output PNG, written exactly there (must end in .png; its folder must exist)")
-    ps.add_argument("--p", type=float, default=0.05, help="feature probability for the interference panel (default 0.05)")
+    ps.add_argument(
+        "--p", type=float, default=0.05, help="feature probability for the interference panel (default 0.05)"
+    )
     ps.add_argument("--crop", type=int, default=256,
                     help=f"draw the top-left crop×crop block of W (default 256, at most {MAX_CROP})")
     ps.add_argument("--kind", choices=["hadamard", "fourier"], default="hadamard")
@@ -78,7 +80,9 @@ def rug_from_ratio(n: int, r: float | None, m: int | None, *, seed: int, kind: s
     return persian_rug(n, m, seed=seed, rows=rows, kind=kind)
 
 
-def draw_rug(rug: Any, p: float, *, seed: int, path: str | Path, crop: int = 256, samples: int = 200_000) -> dict[str, float]:
+def draw_rug(
+    rug: Any, p: float, *, seed: int, path: str | Path, crop: int = 256, samples: int = 200_000
+) -> dict[str, float]:
     """Write the two-panel figure to ``path``; return the numbers shown (KS p-value, moments, sizes).
 
     The KS test uses up to 20,000 of the sampled values, at most 64 per sample (values within one
@@ -189,7 +193,9 @@ def run(args: argparse.Namespace) -> int:
     _check_size(n, args.samples)
     rug = rug_from_ratio(n, args.r, args.m, seed=seed, kind=args.kind, rows=args.rows)
     info = draw_rug(rug, args.p, seed=seed, path=out, crop=args.crop, samples=args.samples)
-    print(f"wrote {args.out}: {rug!r}, r={rug.r:g}, p={info['p']:g}, sigma={info['sigma']:.6g}, "
-          f"KS p={info['ks_pvalue']:.3g}, skew={info['skewness']:+.4f}, excess kurtosis={info['excess_kurtosis']:+.4f}, "
-          f"Lyapunov={info['lyapunov_ratio']:.4g}")
+    print(
+        f"wrote {args.out}: {rug!r}, r={rug.r:g}, p={info['p']:g}, sigma={info['sigma']:.6g}, "
+        f"KS p={info['ks_pvalue']:.3g}, skew={info['skewness']:+.4f}, excess kurtosis={info['excess_kurtosis']:+.4f}, "
+        f"Lyapunov={info['lyapunov_ratio']:.4g}"
+    )
     return 0

@@ -14,7 +14,9 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("tables", help="regenerate the derivation tables (Markdown, LaTeX, CSV)", description=__doc__)
+    parser = subparsers.add_parser(
+        "tables", help="regenerate the derivation tables (Markdown, LaTeX, CSV)", description=__doc__
+    )
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output directory, created if missing; an existing file is refused "
                              "(default: derivations/generated in the source tree)")

@@ -144,13 +144,37 @@ def _plots(ctx: ReportContext) -> tuple[str, str, str]:
         t = decoders.decoder_table(ps, np.full_like(ps, r))
         ax = axes[0]
         for terms, color in ((1, "C3"), (2, "C0"), (3, "C2")):
-            ax.loglog(ps, np.abs(A.relu_sparse_series(ps, r, terms) / t.relu - 1), color=color, ls=ls, label=f"ReLU {terms}-term, r={r:g}")
-        ax.loglog(ps, np.abs(ps * t.s**2 * A.relu_sparse_constant(ps).K / t.relu - 1), color="k", ls=ls, label=f"ReLU p s² K(p), r={r:g}")
+            ax.loglog(
+                ps,
+                np.abs(A.relu_sparse_series(ps, r, terms) / t.relu - 1),
+                color=color,
+                ls=ls,
+                label=f"ReLU {terms}-term, r={r:g}",
+            )
+        ax.loglog(
+            ps,
+            np.abs(ps * t.s**2 * A.relu_sparse_constant(ps).K / t.relu - 1),
+            color="k",
+            ls=ls,
+            label=f"ReLU p s² K(p), r={r:g}",
+        )
         ax = axes[1]
-        ax.loglog(ps, np.abs(A.mmse_sparse_series(ps, r, 1) / t.mmse - 1), color="C3", ls=ls, label=f"MMSE p s², r={r:g}")
-        ax.loglog(ps, np.abs(A.mmse_sparse_series(ps, r, 2) / t.mmse - 1), color="C0", ls=ls, label=f"MMSE 2-term, r={r:g}")
-        ax.loglog(ps, np.abs(A.mmse_sparse_series(ps, r, 3) / t.mmse - 1), color="C2", ls=ls, label=f"MMSE 3-term, r={r:g}")
-        ax.loglog(ps, np.abs(A.jumprelu_sparse_series(ps, r, 2) / t.jumprelu_gain - 1), color="C1", ls=ls, label=f"JumpReLU 2-term, r={r:g}")
+        ax.loglog(
+            ps, np.abs(A.mmse_sparse_series(ps, r, 1) / t.mmse - 1), color="C3", ls=ls, label=f"MMSE p s², r={r:g}"
+        )
+        ax.loglog(
+            ps, np.abs(A.mmse_sparse_series(ps, r, 2) / t.mmse - 1), color="C0", ls=ls, label=f"MMSE 2-term, r={r:g}"
+        )
+        ax.loglog(
+            ps, np.abs(A.mmse_sparse_series(ps, r, 3) / t.mmse - 1), color="C2", ls=ls, label=f"MMSE 3-term, r={r:g}"
+        )
+        ax.loglog(
+            ps,
+            np.abs(A.jumprelu_sparse_series(ps, r, 2) / t.jumprelu_gain - 1),
+            color="C1",
+            ls=ls,
+            label=f"JumpReLU 2-term, r={r:g}",
+        )
     for ax, title in zip(axes, ("ReLU: |series/exact − 1|", "MMSE and JumpReLU: |series/exact − 1|")):
         ax.set_xlabel("p")
         ax.set_title(title)
@@ -164,9 +188,9 @@ def _plots(ctx: ReportContext) -> tuple[str, str, str]:
 
 
 def section(ctx: ReportContext) -> str:
+    from rugtheory.constructions.topk_simulation import topk_rug_loss
     from rugtheory.theory import asymptotics as A
     from rugtheory.theory import decoders
-    from rugtheory.constructions.topk_simulation import topk_rug_loss
     from rugtheory.theory.optimum import optimal_symmetric_loss
     from rugtheory.twins.decoders_montecarlo import decoder_loss_montecarlo
 
@@ -178,12 +202,19 @@ def section(ctx: ReportContext) -> str:
     r = 0.1
     t = decoders.decoder_table(p, np.full_like(p, r))
     K = A.relu_sparse_constant(p).K
-    lines += [f"Optimal losses at r = {r} (MMSE, and each decoder's ratio to it; K(p) is the p → 0 limit of ReLU/MMSE):", ""]
-    lines += ["| p | MMSE | ReLU/MMSE | JumpReLU(gain)/MMSE | TopK(n→∞)/MMSE | affine/MMSE | K(p) | ln(1/p)/2 |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        f"Optimal losses at r = {r} (MMSE, and each decoder's ratio to it; K(p) is the p → 0 limit of ReLU/MMSE):",
+        "",
+    ]
+    lines += [
+        "| p | MMSE | ReLU/MMSE | JumpReLU(gain)/MMSE | TopK(n→∞)/MMSE | affine/MMSE | K(p) | ln(1/p)/2 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for i, pv in enumerate(p):
         lines.append(
             f"| {pv:g} | {t.mmse[i]:.4e} | {t.relu[i] / t.mmse[i]:.3f} | {t.jumprelu_gain[i] / t.mmse[i]:.4f} | "
-            f"{t.jumprelu_shift[i] / t.mmse[i]:.4f} | {t.linear[i] / t.mmse[i]:.3g} | {K[i]:.3f} | {-np.log(pv) / 2:.3f} |"
+            f"{t.jumprelu_shift[i] / t.mmse[i]:.4f} | {t.linear[i] / t.mmse[i]:.3g} | {K[i]:.3f} | "
+            f"{-np.log(pv) / 2:.3f} |"
         )
     lines.append("")
 
@@ -201,20 +232,26 @@ def section(ctx: ReportContext) -> str:
     ]
     for k, (label, exact, name, kw) in enumerate(checks):
         mc = decoder_loss_montecarlo(name, pv, rv, n_samples=n_mc, seed=ctx.seed + k, **kw)
-        lines.append(f"| {label} | {exact:.5e} | {mc.mean:.5e} ± {mc.stderr:.1e} | {(mc.mean - exact) / mc.stderr:+.2f} |")
+        lines.append(
+            f"| {label} | {exact:.5e} | {mc.mean:.5e} ± {mc.stderr:.1e} | {(mc.mean - exact) / mc.stderr:+.2f} |"
+        )
     lines.append("")
 
     # TopK on a real rug
     n = 256 if ctx.smoke else 1024 if ctx.quick else 4096
     res = topk_rug_loss(0.05, n, n // 4, n_samples=500 if ctx.smoke else 2000 if ctx.quick else 4000, seed=ctx.seed)
     lines += [
-        f"TopK simulated on a random-row Hadamard Persian rug (n = {n}, m = {n // 4}, p = 0.05; k, gain and shift fitted on "
+        f"TopK simulated on a random-row Hadamard Persian rug (n = {n}, m = {n // 4}, p = 0.05; k, gain and shift "
+        "fitted on "
         f"half the samples, loss on the other half): {res.loss:.4e} ± {res.stderr:.1e} with k = {res.k}, against the "
         f"large-n threshold equivalent (JumpReLU with gain and shift) {res.large_n_loss:.4e} with n·P(y > θ*) = "
         f"{res.large_n_k:.1f}.",
         "",
     ]
     lines += [verdict(r), ""]
-    lines += ["Tables of every derived expression and of these numbers: `derivations/generated/decoder_*.{md,tex,csv}`, "
-              "`derived_expressions.*` (regenerate with `rugtheory tables --out DIR`).", ""]
+    lines += [
+        "Tables of every derived expression and of these numbers: `derivations/generated/decoder_*.{md,tex,csv}`, "
+        "`derived_expressions.*` (regenerate with `rugtheory tables --out DIR`).",
+        "",
+    ]
     return "\n".join(lines)

@@ -48,9 +48,9 @@ def _train(configs):  # noqa: ANN001, ANN202
 
 def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
     title = "## Finite-n theory: why small trained models beat L*\n"
+    from rugtheory.constructions.persian_rug import persian_rug, theory_scalars
     from rugtheory.theory.finite_n import exact_loss_of_row
     from rugtheory.theory.optimum import optimal_symmetric_loss
-    from rugtheory.constructions.persian_rug import persian_rug, theory_scalars
 
     parts = [title, INTRO]
     start = time.perf_counter()
@@ -81,7 +81,13 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
     # Persian rugs at the theory scalars: one row's exact loss (all rows are permutations of each other)
     from rugtheory.validation.finite_n_study import StudyRow
 
-    rug_ns = (128,) if getattr(ctx, "smoke", False) else (128, 512, 2048) if ctx.quick else (128, 256, 512, 1024, 2048, 4096, 8192)
+    rug_ns = (
+        (128,)
+        if getattr(ctx, "smoke", False)
+        else (128, 512, 2048)
+        if ctx.quick
+        else (128, 256, 512, 1024, 2048, 4096, 8192)
+    )
     for n in rug_ns:
         p, m = 0.045, n // 4
         rug = persian_rug(n, m, seed=ctx.seed)
@@ -90,9 +96,27 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
         val, err = exact_loss_of_row(w, 0, sc.beta, p, tol=1e-9)
         ed = _row_edgeworth(w, sc.beta, p)
         l_star = float(optimal_symmetric_loss(p, m / n).loss)
-        rows.append(StudyRow(kind="rug (theory scalars)", n=n, m=m, p=p, r=m / n, measured=val, measured_se=0.0,
-                             gaussian=ed[0], first_order=ed[4], edgeworth=ed[1], exact=val, exact_error=err, l_star=l_star,
-                             skewness=ed[2], excess_kurtosis=ed[3], converged=True, seconds_exact=0.0))
+        rows.append(
+            StudyRow(
+                kind="rug (theory scalars)",
+                n=n,
+                m=m,
+                p=p,
+                r=m / n,
+                measured=val,
+                measured_se=0.0,
+                gaussian=ed[0],
+                first_order=ed[4],
+                edgeworth=ed[1],
+                exact=val,
+                exact_error=err,
+                l_star=l_star,
+                skewness=ed[2],
+                excess_kurtosis=ed[3],
+                converged=True,
+                seconds_exact=0.0,
+            )
+        )
     if rows:
         from rugtheory.validation.finite_n_study import format_table  # also when torch is absent (rug rows only)
 
@@ -104,9 +128,12 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
         if fits:
             per_p = ", ".join(f"p = {k[len('exponent_n_p'):]}: |gap| ∝ n^{v:+.2f}" for k, v in fits.items()
                               if k.startswith("exponent_n_p"))
-            parts.append(f"\nLog-log fits of |gap vs L*| over the trained rows (few points in quick mode, indicative "
-                         f"only): {per_p}; pooled against p·n: |gap| ≈ {fits['prefactor_pn']:.3g}·(pn)^{fits['exponent_pn']:+.2f}"
-                         f" (rms log residual {fits['rms_log_resid_pn']:.2f}).\n")
+            parts.append(
+                f"\nLog-log fits of |gap vs L*| over the trained rows (few points in quick mode, indicative "
+                f"only): {per_p}; pooled against p·n: |gap| ≈ "
+                f"{fits['prefactor_pn']:.3g}·(pn)^{fits['exponent_pn']:+.2f}"
+                f" (rms log residual {fits['rms_log_resid_pn']:.2f}).\n"
+            )
         big = max(trained, key=lambda mdl: mdl.config.n)
         bc = big.config
         rug = persian_rug(bc.n, bc.m, seed=ctx.seed)
@@ -118,13 +145,15 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
             f"\n![weight structure]({fig.name})\n\nWeight structure of the trained n = {bc.n} model against a Persian "
             f"rug row at the same (n, m): in the trained rows negative entries carry "
             f"{100 * info['share_of_sigma2_negative']:.0f}% of Σ_j W_ij² (the interference variance; rug: "
-            f"{100 * info['reference_share_negative']:.0f}%), half of it sits in the {info['k_half']:.1f} largest entries per "
+            f"{100 * info['reference_share_negative']:.0f}%), half of it sits in the {info['k_half']:.1f} largest "
+            "entries per "
             f"row (rug: {info['reference_k_half']:.0f}), and the most negative entry per row averages "
             f"{info['min_entry_mean']:.2f} against a most positive one of {info['max_entry_mean']:.2f}. "
             f"A few large negative W_ij give ν_i rare, large, negative kicks: negative skew and a heavy tail. "
             f"ReLU clips negative interference when feature i is off, so that part of the variance costs "
             f"almost nothing; the Gaussian law, symmetric, charges it in full — hence the Gaussian prediction "
-            f"far above the measured loss, and the exact law of ν_i landing on it.\n")
+            f"far above the measured loss, and the exact law of ν_i landing on it.\n"
+        )
     if trained:
         from rugtheory.validation.finite_n_study import training_curves_figure
 

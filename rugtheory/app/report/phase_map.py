@@ -16,7 +16,16 @@ __all__ = ["section", "plot_phase_map", "plot_loss_curves", "MAP_P", "MAP_R", "C
 MAP_P = np.geomspace(1e-4, 0.9, 40)
 MAP_R = np.linspace(0.025, 1.0, 40)
 CURVE_P = (1e-3, 1e-2, 0.05, 0.2)
-TABLE_POINTS = ((1e-3, 0.1), (1e-3, 0.4), (0.01, 0.5), (0.01, 0.75), (0.045, 0.25), (0.05, 0.03), (0.2, 0.3), (0.5, 0.3))
+TABLE_POINTS = (
+    (1e-3, 0.1),
+    (1e-3, 0.4),
+    (0.01, 0.5),
+    (0.01, 0.75),
+    (0.045, 0.25),
+    (0.05, 0.03),
+    (0.2, 0.3),
+    (0.5, 0.3),
+)
 
 
 def plot_phase_map(m, path) -> None:  # noqa: ANN001 - PhaseMap, path-like
@@ -61,10 +70,15 @@ def plot_loss_curves(path, ps=CURVE_P, n_r: int = 100) -> None:  # noqa: ANN001
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rugtheory.theory.optimum import linear_loss, optimal_symmetric_loss
-    from rugtheory.constructions.phase_map import construction_curve, phase_map
-    from rugtheory.constructions.polytopes import antipodal_pairs, optimal_untied_pairs, regular_polygon, regular_simplex
     from rugtheory.constructions.paired_rug import optimal_paired_rug_loss
+    from rugtheory.constructions.phase_map import construction_curve, phase_map
+    from rugtheory.constructions.polytopes import (
+        antipodal_pairs,
+        optimal_untied_pairs,
+        regular_polygon,
+        regular_simplex,
+    )
+    from rugtheory.theory.optimum import linear_loss, optimal_symmetric_loss
 
     r = np.linspace(0.01, 1.0, n_r)
     cons = [antipodal_pairs(), regular_simplex(3), regular_simplex(4), regular_simplex(8), regular_polygon(5),
@@ -98,10 +112,10 @@ def plot_loss_curves(path, ps=CURVE_P, n_r: int = 100) -> None:  # noqa: ANN001
 
 
 def section(ctx: ReportContext) -> str:
-    from rugtheory.theory.optimum import optimal_symmetric_loss
     from rugtheory.constructions.phase_map import expected_structure, phase_map
-    from rugtheory.constructions.structure_weights import construction_weights
     from rugtheory.constructions.polytopes import optimal_structure_loss, standard_constructions
+    from rugtheory.constructions.structure_weights import construction_weights
+    from rugtheory.theory.optimum import optimal_symmetric_loss
     from rugtheory.twins.montecarlo import model_loss_monte_carlo
 
     smoke = getattr(ctx, "smoke", False)  # tests/test_report.py: a 10x10 map, 20 points per curve, 2,000 MC samples
@@ -142,10 +156,16 @@ def section(ctx: ReportContext) -> str:
         comp = ", ".join(f"{c.fraction:.2f} {c.name}@{c.ratio:.3g}" for c in e.components)
         lines.append(f"| {p:g} | {r:g} | {e.winner} | {comp} | {e.loss:.4e} | {e.symmetric_loss:.4e} | "
                      f"{e.ratio_to_symmetric:.3f} |")
-    lines += ["", "### Pure structures: optimal gain, bias and loss, against L* at the same r", "",
-              f"Monte Carlo: full model from explicit weights (≈{n_features} features, {n_mc:,} samples), "
-              "z = (MC − exact)/SE.", "",
-              "| structure | r | p | g* | b* | loss | L*(p, r) | loss/L* | MC z |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "### Pure structures: optimal gain, bias and loss, against L* at the same r",
+        "",
+        f"Monte Carlo: full model from explicit weights (≈{n_features} features, {n_mc:,} samples), "
+        "z = (MC − exact)/SE.",
+        "",
+        "| structure | r | p | g* | b* | loss | L*(p, r) | loss/L* | MC z |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for con in cons:
         for p in (1e-3, 0.05):
             o = optimal_structure_loss(con, p)
@@ -166,13 +186,19 @@ def section(ctx: ReportContext) -> str:
     for p in (1e-3, 0.05):
         u = optimal_untied_pairs(p)
         lstar = float(optimal_symmetric_loss(p, 0.5).loss)
-        lines.append(f"| untied pairs | 0.5 | {p:g} | {float(u.loss):.4e} | {lstar:.4e} | {float(u.loss) / lstar:.3f} | "
-                     f"t = {float(u.t):.3f} |")
+        lines.append(
+            f"| untied pairs | 0.5 | {p:g} | {float(u.loss):.4e} | {lstar:.4e} | {float(u.loss) / lstar:.3f} | "
+            f"t = {float(u.t):.3f} |"
+        )
         for r in (0.1, 0.25, 0.4):
             o = optimal_paired_rug_loss(p, r)
             lstar = float(optimal_symmetric_loss(p, r).loss)
             lines.append(f"| paired rug | {r:g} | {p:g} | {float(o.loss):.4e} | {lstar:.4e} | "
                          f"{float(o.loss) / lstar:.3f} | ({float(o.gain):.3f}, {float(o.bias):+.3f}) |")
-    lines += ["", "Trained models against this map: `python -m rugtheory.validation.structure_study --out DIR` (not run by the "
-              "report: it trains for ~10 CPU-minutes).", ""]
+    lines += [
+        "",
+        "Trained models against this map: `python -m rugtheory.validation.structure_study --out DIR` (not run by the "
+        "report: it trains for ~10 CPU-minutes).",
+        "",
+    ]
     return "\n".join(lines)

@@ -61,9 +61,11 @@ def _seed_spread(n: int, p: float, seeds: Any, *, quick: bool) -> str:
 
     have_exact = importlib.util.find_spec("rugtheory.theory.finite_n") is not None
     lines = [
-        f"The finite-n gap depends on the realised row set, not only on n (n = {n}, r = 0.25, p = {p}, p·n = {p * n:.3g}, "
+        f"The finite-n gap depends on the realised row set, not only on n (n = {n}, r = 0.25, p = {p}, p·n = "
+        f"{p * n:.3g}, "
         "theory scalars):\n",
-        "| rug seed | row 0 (all ones) chosen | exact skewness of ν | exact excess kurtosis | gap, exact finite-n | gap, Monte Carlo |",
+        "| rug seed | row 0 (all ones) chosen | exact skewness of ν | exact excess kurtosis | gap, exact finite-n | "
+        "gap, Monte Carlo |",
         "|---|---|---|---|---|---|",
     ]
     for s in seeds:
@@ -81,7 +83,10 @@ def _seed_spread(n: int, p: float, seeds: Any, *, quick: bool) -> str:
         if not quick or not have_exact:
             est = rug_loss_monte_carlo(rug, p, alpha=sc.alpha, beta=sc.beta, seed=s + 100, rel_se=1e-3)
             mc = f"{est.loss / sc.predicted_loss - 1:+.2e} ± {est.se / sc.predicted_loss:.1e}"
-        lines.append(f"| {s} | {0 in set(rug.rows.tolist())} | {law.skewness:+.4f} | {law.excess_kurtosis:+.4f} | {exact} | {mc} |")
+        lines.append(
+            f"| {s} | {0 in set(rug.rows.tolist())} | {law.skewness:+.4f} | {law.excess_kurtosis:+.4f} | {exact} | "
+            f"{mc} |"
+        )
     lines.append(
         "\nAt equal second moments the gap follows the exact skewness of ν: the ReLU clips the two tails "
         "differently, so a negatively skewed ν can even beat L* at finite n. Choosing row 0 adds 1/m to every "
@@ -114,10 +119,14 @@ def section(ctx: Any) -> str:
     )
     ex = _exact_properties(n_pic, n_pic // 4, seed)
     parts.append("Exact properties, measured now (max abs deviation, float64):\n")
-    parts.append("| kind | n | m | max abs(W_ii − 1) | max abs(P² − P) | max abs(row Σ W_ij² − 1/r) | max abs(fast − dense) |")
+    parts.append(
+        "| kind | n | m | max abs(W_ii − 1) | max abs(P² − P) | max abs(row Σ W_ij² − 1/r) | max abs(fast − dense) |"
+    )
     parts.append("|---|---|---|---|---|---|---|")
     for kind, e in ex.items():
-        parts.append(f"| {kind} | {e['n']} | {e['m']} | {e['diag']:.1e} | {e['proj']:.1e} | {e['rowsq']:.1e} | {e['fast']:.1e} |")
+        parts.append(
+            f"| {kind} | {e['n']} | {e['m']} | {e['diag']:.1e} | {e['proj']:.1e} | {e['rowsq']:.1e} | {e['fast']:.1e} |"
+        )
     parts.append("")
 
     pics = []
@@ -128,7 +137,8 @@ def section(ctx: Any) -> str:
         pics.append((name, kw["rows"], info))
     parts.append(
         f"![Persian rug, random rows]({pics[0][0]})\n\n"
-        f"Random rows (n = {n_pic}, m = {n_pic // 4}, p = 0.05): interference KS p = {pics[0][2]['ks_pvalue']:.2g}, exact skewness "
+        f"Random rows (n = {n_pic}, m = {n_pic // 4}, p = 0.05): interference KS p = {pics[0][2]['ks_pvalue']:.2g}, "
+        "exact skewness "
         f"{pics[0][2]['skewness']:+.3f}, excess kurtosis {pics[0][2]['excess_kurtosis']:+.3f}, Lyapunov ratio "
         f"{pics[0][2]['lyapunov_ratio']:.3g}.\n\n"
         f"![Subgroup rows: the counterexample]({pics[1][0]})\n\n"

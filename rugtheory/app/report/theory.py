@@ -39,8 +39,8 @@ def _plot(ctx: ReportContext, path: str) -> None:
 
 def section(ctx: ReportContext) -> str:
     from rugtheory.derivations.symmetric_loss import derive, render_markdown
-    from rugtheory.twins.montecarlo import symmetric_loss_mc
     from rugtheory.theory.optimum import optimal_symmetric_loss
+    from rugtheory.twins.montecarlo import symmetric_loss_mc
 
     md = render_markdown(derive()).split("\n", 2)[2]  # drop the banner and the title
     P, R = np.meshgrid(TABLE_P, TABLE_R, indexing="ij")

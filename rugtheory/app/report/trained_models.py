@@ -26,7 +26,8 @@ Adam lr 3e-3/√n, eps 1e-7, batch 1024, fresh samples each step), many at once 
 tensor program. *measured* is the loss on fresh held-out samples (± its standard error), never the
 last minibatch. *exact finite-n* is the exact expected loss of the model's own weights (docs/theory.md §7,
 no sampling, no Gaussian step): it must match *measured* within a few SE. *Gaussian from weights*
-is the symmetric large-N loss evaluated with each row's own (a_i, b_i + μ_i, σ_i); *L\\** is the optimum of docs/theory.md §4; *rug* is the Persian rug at the same
+is the symmetric large-N loss evaluated with each row's own (a_i, b_i + μ_i, σ_i); *L\\** is the
+optimum of docs/theory.md §4; *rug* is the Persian rug at the same
 (n, m, p) with the theory scalars (Monte Carlo); *linear* is (1 − r) v. Relative errors are
 (prediction − measured)/measured. At these small n the interference is a sum of few sparse terms
 (p·n between {pn}), far from Gaussian, so trained models can sit well below L*. Two causes, both
@@ -74,9 +75,13 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
     rows = store.rows(sweep=spec.name)
     elapsed = time.perf_counter() - start
     pn = sorted(n * p for n in spec.n for p in spec.p)
-    intro = INTRO.replace("(p·n between {pn})", f"(p·n between {pn[0]:.2g} and {pn[-1]:.2g})" if pn[0] != pn[-1]
-                                 else f"(p·n = {pn[0]:.2g})") + (f"\nGrid: n ∈ {list(spec.n)}, r ∈ {list(spec.r)}, p ∈ {list(spec.p)}, seed {ctx.seed}; "
-                     f"{len(rows)} models, {elapsed:.0f} s with 1 torch thread "
-                     f"(runs already in the store are reused). `rugtheory validate --preset paper` runs the "
-                     f"paper's grid.\n")
+    intro = INTRO.replace(
+        "(p·n between {pn})",
+        f"(p·n between {pn[0]:.2g} and {pn[-1]:.2g})" if pn[0] != pn[-1] else f"(p·n = {pn[0]:.2g})",
+    ) + (
+        f"\nGrid: n ∈ {list(spec.n)}, r ∈ {list(spec.r)}, p ∈ {list(spec.p)}, seed {ctx.seed}; "
+        f"{len(rows)} models, {elapsed:.0f} s with 1 torch thread "
+        f"(runs already in the store are reused). `rugtheory validate --preset paper` runs the "
+        f"paper's grid.\n"
+    )
     return write_section(rows, ctx.out_dir, title=title, intro=intro, prefix="validation")
