@@ -242,66 +242,25 @@ def asymptotic_rows() -> list[Table]:
         tab = decoders.decoder_table(P, R)
         K = A.relu_sparse_constant(P).K
         for i, p in enumerate(P):
-            rows.append(
-                [
-                    _g(p),
-                    _g(r),
-                    _g(tab.relu[i]),
-                    _rel(A.relu_sparse_series(p, r, 1), tab.relu[i]),
-                    _rel(A.relu_sparse_series(p, r, 2), tab.relu[i]),
-                    _rel(A.relu_sparse_series(p, r, 3), tab.relu[i]),
-                    _rel(p * tab.s[i] ** 2 * K[i], tab.relu[i]),
-                    _g(tab.mmse[i]),
-                    _rel(A.mmse_sparse_series(p, r, 1), tab.mmse[i]),
-                    _rel(A.mmse_sparse_series(p, r, 2), tab.mmse[i]),
-                    _rel(A.mmse_sparse_series(p, r, 3), tab.mmse[i]),
-                    _rel(A.jumprelu_sparse_series(p, r, 2), tab.jumprelu_gain[i]),
-                    _g(tab.relu[i] / tab.mmse[i], 5),
-                    _g(tab.relu[i] / tab.jumprelu_shift[i], 5),
-                    _g(K[i], 5),
-                    _g(-np.log(p) / 2, 5),
-                ]
-            )
-    tables.append(
-        (
-            "p → 0 at fixed r: relative error of each series (series/exact − 1)",
-            [
-                "p",
-                "r",
-                "relu exact",
-                "relu 1 term",
-                "relu 2 terms",
-                "relu 3 terms",
-                "relu p s² K(p)",
-                "mmse exact",
-                "mmse 1 term",
-                "mmse 2 terms",
-                "mmse 3 terms",
-                "jumprelu 2 terms",
-                "relu/mmse",
-                "relu/topk",
-                "K(p)",
-                "ln(1/p)/2",
-            ],
-            rows,
-        )
-    )
+            relu, mmse = tab.relu[i], tab.mmse[i]
+            relu_series = [_rel(A.relu_sparse_series(p, r, k), relu) for k in (1, 2, 3)]
+            mmse_series = [_rel(A.mmse_sparse_series(p, r, k), mmse) for k in (1, 2, 3)]
+            ratios = [relu / mmse, relu / tab.jumprelu_shift[i], K[i], -np.log(p) / 2]
+            rows.append([_g(p), _g(r), _g(relu), *relu_series, _rel(p * tab.s[i] ** 2 * K[i], relu), _g(mmse),
+                         *mmse_series, _rel(A.jumprelu_sparse_series(p, r, 2), tab.jumprelu_gain[i]),
+                         *(_g(x, 5) for x in ratios)])
+    header = ["p", "r", "relu exact", "relu 1 term", "relu 2 terms", "relu 3 terms", "relu p s² K(p)", "mmse exact",
+              "mmse 1 term", "mmse 2 terms", "mmse 3 terms", "jumprelu 2 terms", "relu/mmse", "relu/topk", "K(p)",
+              "ln(1/p)/2"]
+    tables.append(("p → 0 at fixed r: relative error of each series (series/exact − 1)", header, rows))
     rows = []
     for p in LIMIT_P:
         Rs = np.asarray(SMALL_R)
         tab = decoders.decoder_table(np.full_like(Rs, p), Rs)
         for i, r in enumerate(Rs):
-            rows.append(
-                [
-                    _g(p),
-                    _g(r),
-                    _g(tab.mmse[i]),
-                    _rel(A.mmse_small_r_series(p, r, 1), tab.mmse[i]),
-                    _rel(A.mmse_small_r_series(p, r, 2), tab.mmse[i]),
-                    _gap(tab.relu[i], tab.linear[i]),
-                    _g(tab.relu[i] / tab.mmse[i], 5),
-                ]
-            )
+            mmse = tab.mmse[i]
+            series = [_rel(A.mmse_small_r_series(p, r, k), mmse) for k in (1, 2)]
+            rows.append([_g(p), _g(r), _g(mmse), *series, _gap(tab.relu[i], tab.linear[i]), _g(tab.relu[i] / mmse, 5)])
     tables.append((
         "r → 0 at fixed p: MMSE series and the ReLU's gain over the affine optimum",
         ["p", "r", "mmse exact", "mmse (1−r)v", "mmse 2 terms", "relu/linear − 1", "relu/mmse"],
@@ -314,19 +273,10 @@ def asymptotic_rows() -> list[Table]:
         tab = decoders.decoder_table(np.full_like(Rs, p), Rs)
         K = float(A.relu_sparse_constant(p).K)
         for i, h in enumerate(H):
-            rows.append(
-                [
-                    _g(p),
-                    _g(h),
-                    _g(tab.relu[i]),
-                    _rel(A.relu_near_one_series(p, Rs[i]), tab.relu[i]),
-                    _g(tab.mmse[i]),
-                    _rel(A.mmse_near_one_series(p, Rs[i], 1), tab.mmse[i]),
-                    _rel(A.mmse_near_one_series(p, Rs[i], 2), tab.mmse[i]),
-                    _g(tab.relu[i] / tab.mmse[i], 5),
-                    _g(K, 5),
-                ]
-            )
+            relu, mmse = tab.relu[i], tab.mmse[i]
+            series = [_rel(A.mmse_near_one_series(p, Rs[i], k), mmse) for k in (1, 2)]
+            rows.append([_g(p), _g(h), _g(relu), _rel(A.relu_near_one_series(p, Rs[i]), relu), _g(mmse), *series,
+                         _g(relu / mmse, 5), _g(K, 5)])
     tables.append((
         "r → 1 at fixed p (h = 1 − r): relative error of each series",
         ["p", "h", "relu exact", "relu p s² K(p)", "mmse exact", "mmse 1 term", "mmse 2 terms", "relu/mmse", "K(p)"],

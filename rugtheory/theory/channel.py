@@ -31,6 +31,7 @@ from rugtheory.theory.gauss_legendre import gauss_legendre_unit
 from rugtheory.theory.normal import mills_ratio, norm_pdf
 
 __all__ = [
+    "channel_generator",
     "channel_scale",
     "repeated_normal_integral",
     "scaled_repeated_normal_integral",
@@ -340,16 +341,18 @@ def posterior_variance(y: float | np.ndarray, p: float | np.ndarray, s: float | 
     return w1 * s * s * tn.variance + w0 * w1 * m * m
 
 
-def sample_channel(
-    p: float, r: float, size: int, *, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``size`` pairs ``(x, y)`` from the channel (Monte Carlo twin of this module)."""
+def channel_generator(p: float, r: float, *, seed: int) -> tuple[float, float, np.random.Generator]:
+    """Checked ``(p, s, rng)`` for sampling the channel at ``(p, r)``: ``s = channel_scale(p, r)`` and
+    ``numpy.random.default_rng(seed)``. Shared by every Monte Carlo route on the channel."""
     p = float(check_probability(p))
-    r = float(check_ratio(r))
+    s = float(channel_scale(p, float(check_ratio(r))))
+    return p, s, np.random.default_rng(check_seed(seed))
+
+
+def sample_channel(p: float, r: float, size: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``size`` pairs ``(x, y)`` from the channel (Monte Carlo twin of this module)."""
     size = check_int(size, "size", low=1)
-    seed = check_seed(seed)
-    s = float(channel_scale(p, r))
-    rng = np.random.default_rng(seed)
+    p, s, rng = channel_generator(p, r, seed=seed)
     x = sample_sparse_uniform(rng, size, p)
     y = x + s * rng.standard_normal(size)
     return x, y

@@ -169,13 +169,6 @@ def edgeworth_loss_from_weights(W: object, b: object, p: object) -> EdgeworthLos
         k3, k4 = cum.kappa3[live], cum.kappa4[live]
         first[live] = lg[live] + k3 * d3 / 6.0
         second[live] = first[live] + k4 * d4 / 24.0 + k3 * k3 * d6 / 72.0
-    return EdgeworthLoss(
-        gaussian=float(lg.mean()),
-        first_order=float(first.mean()),
-        edgeworth=float(second.mean()),
-        row_gaussian=lg,
-        row_first_order=first,
-        row_edgeworth=second,
-        cumulants=cum,
-    )
+    # fields in declaration order: the three means, then the three per-row arrays
+    return EdgeworthLoss(float(lg.mean()), float(first.mean()), float(second.mean()), lg, first, second, cum)
 

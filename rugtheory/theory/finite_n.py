@@ -511,16 +511,7 @@ def exact_loss_from_weights(
         sl = slice(start, min(n, start + block_rows))
         row_loss[sl], row_err[sl], nodes[sl] = invert_rows(off[sl], a[sl], c[sl], p, tol, direct, max_nodes)
     report_accuracy(float(row_err.mean()), tol, on_inaccurate, "exact_loss_from_weights loss")
-    return FiniteNLoss(
-        loss=float(row_loss.mean()),
-        error=float(row_err.mean()),
-        row_loss=row_loss,
-        row_error=row_err,
-        a=a,
-        c=c,
-        sigma=sigma,
-        nodes=nodes,
-    )
+    return FiniteNLoss(float(row_loss.mean()), float(row_err.mean()), row_loss, row_err, a, c, sigma, nodes)
 
 
 def exact_loss_of_row(w_row: object, i: int, b_i: float, p: object, *, tol: float = 1e-11) -> tuple[float, float]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rugtheory.theory.channel import channel_scale, posterior_mean
-from rugtheory.theory.checks import check_int, check_probability, check_ratio, check_seed
+from rugtheory.theory.channel import channel_generator, posterior_mean
+from rugtheory.theory.checks import check_int
 from rugtheory.theory.display import with_compact_repr
 
 __all__ = ["MonteCarloLoss", "decoder_loss_montecarlo", "decoder_output"]
@@ -79,12 +79,8 @@ def decoder_loss_montecarlo(
     ``off_tilt`` is the mean μ of the proposal for the off component (default: ``θ/s`` for the
     thresholded decoders, the Bayes threshold for ``mmse``, 0 otherwise).
     """
-    p = float(check_probability(p))
-    r = float(check_ratio(r))
     n_samples = check_int(n_samples, "n_samples", low=2)
-    seed = check_seed(seed)
-    s = float(channel_scale(p, r))
-    rng = np.random.default_rng(seed)
+    p, s, rng = channel_generator(p, r, seed=seed)
     kw = dict(gain=gain, shift=shift, threshold=threshold, p=p, s=s)
     if off_tilt is None:
         if decoder in ("relu", "jumprelu") and s > 0:
