@@ -63,7 +63,8 @@ def add_parser(sub: Any) -> None:
     ps = sub.add_parser(
         "predict",
         help="predicted optimal loss L*(p, r) of the symmetric model, with a*, b*, sigma*, theta*, s and baselines",
-        description="Predicted optimal per-feature loss L*(p, r) (docs/theory.md §4) and the baselines of docs/theory.md §5.",
+        description="Predicted optimal per-feature loss L*(p, r) (docs/theory.md §4) and the baselines of "
+        "docs/theory.md §5.",
     )
     ps.add_argument("--p", type=_number, nargs="+", action="extend", required=True, metavar="P",
                     help="feature probability, in (0, 1]; several values (or a repeated --p) make a grid")
@@ -296,11 +297,15 @@ def run(args: argparse.Namespace) -> int:
             csv_out.close()
             csv_out = None
         if underflow and not args.json:
-            out.write(f"\nnote: at {underflow} point(s) L* is below the smallest normal float64 ({_TINY:.3g}); its loss "
-                      "column is the correctly rounded value (0 or subnormal), while a, b, sigma, theta and s keep full "
-                      "precision (docs/theory.md §13.3)\n")
+            out.write(
+                f"\nnote: at {underflow} point(s) L* is below the smallest normal float64 ({_TINY:.3g}); its loss "
+                "column is the correctly rounded value (0 or subnormal), while a, b, sigma, theta and s keep full "
+                "precision (docs/theory.md §13.3)\n"
+            )
         if later is not None:
-            out.write("\nExpected structure (lowest large-n loss among L* and the constructions of docs/theory.md §10):\n")
+            out.write(
+                "\nExpected structure (lowest large-n loss among L* and the constructions of docs/theory.md §10):\n"
+            )
             later.seek(0)
             for line in later:
                 out.write(line)
