@@ -54,6 +54,10 @@ _LAZY: dict[str, str] = {
     "ExpectedStructure": "rugtheory.constructions.phase_map",
     "PhaseMap": "rugtheory.constructions.phase_map",
     "expected_structure": "rugtheory.constructions.phase_map",
+    "FiniteNPrediction": "rugtheory.constructions.finite_n_predictions",
+    "FiniteNPredictions": "rugtheory.constructions.finite_n_predictions",
+    "finite_n_predictions": "rugtheory.constructions.finite_n_predictions",
+    "sample_sparse_uniform": "rugtheory.theory.data",
 }
 
 
@@ -110,4 +114,8 @@ __all__ = [
     "exact_loss_from_weights",
     "EdgeworthLoss",
     "edgeworth_loss_from_weights",
+    "FiniteNPrediction",
+    "FiniteNPredictions",
+    "finite_n_predictions",
+    "sample_sparse_uniform",
 ]
