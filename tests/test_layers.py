@@ -61,7 +61,9 @@ def _sources() -> list[tuple[str, Path]]:
             for path in (sorted(folder.rglob("*.py")) if folder.is_dir() else [folder])]
 
 
-@pytest.mark.parametrize(("layer", "path"), _sources(), ids=lambda x: str(x.relative_to(ROOT)) if isinstance(x, Path) else x)
+@pytest.mark.parametrize(
+    ("layer", "path"), _sources(), ids=lambda x: str(x.relative_to(ROOT)) if isinstance(x, Path) else x
+)
 def test_no_arrow_points_up(layer: str, path: Path) -> None:
     rank = LAYERS[layer][0]
     bad = []
@@ -86,9 +88,13 @@ def test_layers_import_and_theory_stays_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, rugtheory, rugtheory.theory.finite_n, rugtheory.constructions.phase_map, "
-            "rugtheory.constructions.polytopes, rugtheory.constructions.paired_rug, rugtheory.constructions.structure_weights, rugtheory.twins.oracle; "
-            "bad = [m for m in ('torch', 'sympy', 'matplotlib', 'rugtheory.validation', 'rugtheory.derivations') if m in sys.modules]; "
-            "print(bad); raise SystemExit(1 if bad else 0)")
+    code = (
+        "import sys, rugtheory, rugtheory.theory.finite_n, rugtheory.constructions.phase_map, "
+        "rugtheory.constructions.polytopes, rugtheory.constructions.paired_rug, "
+        "rugtheory.constructions.structure_weights, rugtheory.twins.oracle; "
+        "bad = [m for m in ('torch', 'sympy', 'matplotlib', 'rugtheory.validation', 'rugtheory.derivations') if m in "
+        "sys.modules]; "
+        "print(bad); raise SystemExit(1 if bad else 0)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr

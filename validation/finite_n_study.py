@@ -35,8 +35,26 @@ from rugtheory.theory.finite_n import exact_loss_from_weights
 from rugtheory.theory.optimum import optimal_symmetric_loss
 from rugtheory.theory.weights import predicted_loss_from_weights
 
-__all__ = ["StudyRow", "CurveFit", "extrapolate_curve", "format_curve_table", "model_tag", "train_and_store", "load_model", "analyze_model", "best_rug", "rug_scan",
-           "format_rug_table", "fit_gap", "fit_rug_gap", "format_table", "weight_structure_stats", "weight_structure_figure", "training_curves_figure", "main"]
+__all__ = [
+    "StudyRow",
+    "CurveFit",
+    "extrapolate_curve",
+    "format_curve_table",
+    "model_tag",
+    "train_and_store",
+    "load_model",
+    "analyze_model",
+    "best_rug",
+    "rug_scan",
+    "format_rug_table",
+    "fit_gap",
+    "fit_rug_gap",
+    "format_table",
+    "weight_structure_stats",
+    "weight_structure_figure",
+    "training_curves_figure",
+    "main",
+]
 
 
 def model_tag(n: int, m: int, p: float, seed: int) -> str:
@@ -64,7 +82,10 @@ def train_and_store(configs: list, out: Path, *, threads: int = 1) -> list[str]:
                 "train_seconds": float(model.train_seconds),
                 "confirm_history": [[int(s), float(v)] for s, v in model.confirm_history]}
         (out / f"{tag}.json").write_text(json.dumps(meta, indent=1))
-        print(f"stored {tag}: loss {model.heldout_loss:.4e} converged={model.converged} steps={model.steps_run}", flush=True)
+        print(
+            f"stored {tag}: loss {model.heldout_loss:.4e} converged={model.converged} steps={model.steps_run}",
+            flush=True,
+        )
 
     for n in sorted({c.n for c in todo}):  # one batched program per n
         group = [c for c in todo if c.n == n]
@@ -120,11 +141,25 @@ def analyze_model(W: np.ndarray, b: np.ndarray, p: float, *, measured: float, me
     ex = exact_loss_from_weights(W, b, p, tol=tol)
     sec = time.perf_counter() - t
     ed = edgeworth_loss_from_weights(W, b, p)
-    return StudyRow(kind=kind, n=n, m=m, p=p, r=m / n, measured=measured, measured_se=measured_se,
-                    gaussian=predicted_loss_from_weights(W, b, p), first_order=ed.first_order, edgeworth=ed.edgeworth, exact=ex.loss,
-                    exact_error=ex.error, l_star=float(optimal_symmetric_loss(p, m / n).loss),
-                    skewness=float(ed.cumulants.skewness.mean()), excess_kurtosis=float(ed.cumulants.excess_kurtosis.mean()),
-                    converged=converged, seconds_exact=sec)
+    return StudyRow(
+        kind=kind,
+        n=n,
+        m=m,
+        p=p,
+        r=m / n,
+        measured=measured,
+        measured_se=measured_se,
+        gaussian=predicted_loss_from_weights(W, b, p),
+        first_order=ed.first_order,
+        edgeworth=ed.edgeworth,
+        exact=ex.loss,
+        exact_error=ex.error,
+        l_star=float(optimal_symmetric_loss(p, m / n).loss),
+        skewness=float(ed.cumulants.skewness.mean()),
+        excess_kurtosis=float(ed.cumulants.excess_kurtosis.mean()),
+        converged=converged,
+        seconds_exact=sec,
+    )
 
 
 def _row_loss(w_row: np.ndarray, beta: float, p: float, *, tol: float = 1e-9) -> float:
@@ -157,7 +192,10 @@ def rug_scan(ns: list[int], ps: list[float], r: float, *, seed: int) -> list[dic
 
 
 def format_rug_table(rows: list[dict[str, float]]) -> str:
-    head = "| p | n | p·n | exact, theory scalars | gap | exact, best (α, β) | gap | α | β |\n|---|---|---|---|---|---|---|---|---|\n"
+    head = (
+        "| p | n | p·n | exact, theory scalars | gap | exact, best (α, β) | gap | α | β |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+    )
     return head + "\n".join(
         f"| {r['p']:g} | {r['n']} | {r['pn']:.1f} | {r['theory_scalars']:.5e} | {100 * r['gap_theory']:+.2f}% | "
         f"{r['best']:.5e} | {100 * r['gap_best']:+.2f}% | {r['alpha']:.4f} | {r['beta']:.4f} |" for r in rows) + "\n"
@@ -259,9 +297,12 @@ def format_table(rows: list[StudyRow]) -> str:
     lines = []
     for r in rows:
         lines.append(
-            f"| {r.kind}{'' if r.converged else ' (not conv.)'} | {r.n} | {r.p:g} | {r.r:g} | {r.measured:.4e} ± {r.measured_se:.1e} | "
-            f"{r.gaussian:.4e} | {r.edgeworth:.4e} | {r.exact:.4e} ± {r.exact_error:.0e} | {r.l_star:.4e} | {100 * r.gap:+.1f}% | "
-            f"{100 * r.closed(r.first_order):.0f}% | {100 * r.closed(r.edgeworth):.0f}% | {100 * r.closed(r.exact):.0f}% | {r.skewness:+.2f} | {r.excess_kurtosis:+.2f} |"
+            f"| {r.kind}{'' if r.converged else ' (not conv.)'} | {r.n} | {r.p:g} | {r.r:g} | {r.measured:.4e} ± "
+            f"{r.measured_se:.1e} | "
+            f"{r.gaussian:.4e} | {r.edgeworth:.4e} | {r.exact:.4e} ± {r.exact_error:.0e} | {r.l_star:.4e} | "
+            f"{100 * r.gap:+.1f}% | "
+            f"{100 * r.closed(r.first_order):.0f}% | {100 * r.closed(r.edgeworth):.0f}% | "
+            f"{100 * r.closed(r.exact):.0f}% | {r.skewness:+.2f} | {r.excess_kurtosis:+.2f} |"
         )
     return head + "\n".join(lines) + "\n"
 
@@ -475,8 +516,10 @@ def main(argv: list[str] | None = None) -> int:
     if curves:
         print(format_curve_table(sorted(curves, key=lambda x: (x[1], x[0]))))
         _curve_figures(args.out)
-    print("| n | p | skewness | excess kurtosis | k_half (of n−1) | entries < −4 sd per row | share of Σ W² negative |\n"
-          "|---|---|---|---|---|---|---|")
+    print(
+        "| n | p | skewness | excess kurtosis | k_half (of n−1) | entries < −4 sd per row | share of Σ W² negative |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     for n, p, sk, ku, s in sorted(structure, key=lambda x: (x[1], x[0])):
         print(f"| {n} | {p:g} | {sk:+.2f} | {ku:+.2f} | {s['k_half']:.1f} | {s['big_neg_per_row']:.1f} | "
               f"{100 * s['share_of_sigma2_negative']:.0f}% |")
@@ -491,8 +534,12 @@ def main(argv: list[str] | None = None) -> int:
         W_in, W_out, _, _ = load_model(args.out, model_tag(big.n, big.m, big.p, 0))
         rug = persian_rug(big.n, big.m, seed=args.rug_seed)
         ref = theory_scalars(rug, big.p).alpha * np.asarray(rug.row(0), dtype=np.float64)[1:]
-        info = weight_structure_figure(W_out @ W_in, args.out / "weights.png", title=f"trained n={big.n}, p={big.p:g}, r={big.r:g}",
-                                       reference_row=ref)
+        info = weight_structure_figure(
+            W_out @ W_in,
+            args.out / "weights.png",
+            title=f"trained n={big.n}, p={big.p:g}, r={big.r:g}",
+            reference_row=ref,
+        )
         print("weight structure:", json.dumps(info))
     return 0
 
