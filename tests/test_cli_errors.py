@@ -122,6 +122,9 @@ VALIDATE = ["--n", "16", "--r", "0.5", "--p", "0.1", "--no-progress"]
         ([*VALIDATE, "--group-size", "0"], "--group-size"),
         ([*VALIDATE, "--device", "foo"], "--device"),
         ([*VALIDATE, "--device", "cuda:x"], "--device"),
+        (["--preset", "atlas", "--n", "16", "--no-progress"], "--n"),
+        (["--preset", "atlas", "--steps", "100", "--no-progress"], "--steps"),
+        ([*VALIDATE, "--recipe", "slow"], "--recipe"),
     ],
 )
 def test_validate_bad_flags(tmp_path, capsys, no_training, extra, needle):
@@ -135,6 +138,15 @@ def test_validate_cuda_missing(tmp_path, capsys, no_training):
         _fails(capsys, ["validate", "--out", str(tmp_path), *VALIDATE, "--device", "cuda:99"], "--device")
     else:
         _fails(capsys, ["validate", "--out", str(tmp_path), *VALIDATE, "--device", "cuda"], "--device")
+
+
+def test_validate_atlas_gpu_refused_without_cuda(tmp_path, capsys, no_training):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: the atlas-gpu preset would train")
+    line = _fails(capsys, ["validate", "--out", str(tmp_path / "a"), "--preset", "atlas-gpu", "--no-progress"],
+                  "--preset atlas-gpu")
+    assert "CUDA" in line and not (tmp_path / "a").exists()
 
 
 def test_linspace_values():

@@ -11,6 +11,17 @@ of each symmetry statistic and of the prediction errors, and a predicted-vs-meas
 Presets: ``quick`` (the main report's CPU-sized grid) and ``paper`` (n = 128 … 8192, r and p on
 ``linspace(0.002001, 0.8, 20)``: a GPU job). Torch is imported only inside :func:`run`.
 
+``--recipe reference|fast`` (docs/theory.md §9; default ``reference``, the TrainConfig defaults):
+``fast`` is warm-up + cosine decay with a step budget that grows with n, so a grid of several n
+then runs as one sweep per n (NAME-fast-nN, each with its own report).
+
+The atlas (issue 13; :mod:`rugtheory.validation.atlas`): ``--preset atlas`` trains n ∈ {256, 512, 1024},
+r ∈ {0.1, 0.25, 0.5, 0.75}, p ∈ {0.01, 0.02, 0.045, 0.1}, seeds {0, 1} with ``--recipe`` (default
+``fast`` there), the reference recipe on the n = 256 subset for comparison, then writes the atlas
+CSV (``--atlas-csv``, default ``DIR/atlas.csv``); ``--preset atlas-gpu`` adds n = 8192 and refuses to
+run without CUDA. The grid flags (``--spec``, ``--n``, ``--r``, ``--p``, ``--seeds``, ``--steps``)
+are refused with the atlas presets. Resumable like every sweep: run the same command again.
+
 Every flag is checked before anything trains, and a bad one exits with code 2 and one line
 naming it: ``--out`` must be a directory (or creatable as one), ``--n``/``--seeds`` comma-separated
 integers, ``--r``/``--p`` comma-separated numbers or ``linspace:START:STOP:COUNT`` (COUNT >= 2, or
@@ -34,7 +45,12 @@ PRESETS: dict[str, dict[str, object]] = {
         "p": [0.002001 + (0.8 - 0.002001) * i / 19 for i in range(20)],
         "seeds": [0],
     },
+    # the atlas grids (rugtheory.validation.atlas.ATLAS_GRID; trained as one sweep per n, see the docstring)
+    "atlas": {"n": [256, 512, 1024], "r": [0.1, 0.25, 0.5, 0.75], "p": [0.01, 0.02, 0.045, 0.1], "seeds": [0, 1]},
+    "atlas-gpu": {"n": [256, 512, 1024, 8192], "r": [0.1, 0.25, 0.5, 0.75], "p": [0.01, 0.02, 0.045, 0.1],
+                  "seeds": [0, 1]},
 }
+ATLAS_PRESETS = ("atlas", "atlas-gpu")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -54,14 +70,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             action.help += extra
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a named grid (flags override its fields)")
     parser.add_argument("--title", default="Validation against trained models")
+    parser.add_argument("--recipe", choices=["reference", "fast"], default=None,
+                        help="training recipe (docs/theory.md §9): reference (default) or fast (warm-up + cosine; "
+                             "the atlas presets' default)")
+    parser.add_argument("--atlas-csv", default=None, help="atlas presets: the CSV to write (default DIR/atlas.csv)")
 
 
 def _check_args(args: argparse.Namespace) -> None:
     """Check every flag before anything trains; the grid flags are rewritten as plain value lists."""
     from rugtheory.app.cli._args import check_output_dir
-    from rugtheory.theory.checks import parse_list
+    from rugtheory.theory.checks import check_int, parse_list
     from rugtheory.validation.steps import check_device
-    from rugtheory.theory.checks import check_int
 
     check_output_dir(args.out, "--out")
     for flag in ("threads", "group_size"):
@@ -72,28 +91,70 @@ def _check_args(args: argparse.Namespace) -> None:
         if text is not None:
             setattr(args, flag, ",".join(repr(v) for v in parse_list(text, f"--{flag}", kind, linspace=linspace)))
     check_device(args.device, availability=args.backend != "ray")
+    if getattr(args, "preset", None) in ATLAS_PRESETS:
+        given = [flag for flag in ("spec", "n", "r", "p", "seeds", "steps") if getattr(args, flag) is not None]
+        if given:
+            raise ValueError(f"--preset {args.preset} fixes the grid and the recipe's steps; drop --{given[0]}")
+    if getattr(args, "preset", None) == "atlas-gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("--preset atlas-gpu needs CUDA (it trains n = 8192) and none is available here; "
+                             "use --preset atlas")
 
 
 def run(args: argparse.Namespace) -> int:
     import json
     import tempfile
-    from pathlib import Path
 
     _check_args(args)
     from rugtheory.validation.figures import write_sweep_report
     from rugtheory.validation.sweep import run_sweep, spec_from_args
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.preset in ATLAS_PRESETS:
+        return _run_atlas(args)
     if args.preset and not args.spec:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             json.dump(PRESETS[args.preset], fh)
         args.spec = fh.name
     spec = spec_from_args(args)
-    if args.threads:
-        import torch
+    specs = [spec]
+    if args.recipe == "fast":
+        from dataclasses import replace
 
-        torch.set_num_threads(args.threads)
-    store = run_sweep(spec, args.out, backend=args.backend, device=args.device, progress=not args.no_progress,
-                      ray_address=args.ray_address)
-    path, count = write_sweep_report(store, spec, args.out, title=args.title)
-    print(f"wrote {path} ({count} models)")
+        from rugtheory.validation.train import recipe_fields
+
+        specs = [replace(spec, n=(n,), name=f"{spec.name}-fast-n{n}",
+                         train=dict(spec.train, **recipe_fields("fast", n))) for n in spec.n]
+    for one in specs:
+        store = run_sweep(one, args.out, backend=args.backend, device=args.device, progress=not args.no_progress,
+                          ray_address=args.ray_address)
+        path, count = write_sweep_report(store, one, args.out, title=args.title)
+        print(f"wrote {path} ({count} models)")
+    return 0
+
+
+def _run_atlas(args: argparse.Namespace) -> int:
+    """Train the atlas sweeps (smallest n first; resumable), then write the atlas CSV."""
+    from pathlib import Path
+
+    from rugtheory.validation.atlas import atlas_specs, coverage, write_atlas_csv
+    from rugtheory.validation.sweep import run_sweep
+
+    specs = atlas_specs(recipe=args.recipe or "fast", gpu=args.preset == "atlas-gpu")
+    csv_path = Path(args.atlas_csv) if args.atlas_csv else Path(args.out) / "atlas.csv"
+    for spec in specs:
+        store = run_sweep(spec, args.out, backend=args.backend, device=args.device, progress=not args.no_progress,
+                          ray_address=args.ray_address)
+        info = store.last_sweep
+        print(f"sweep {spec.name}: {info['runs']} runs, {info['trained']} trained, {info['stored']} already stored",
+              flush=True)
+        path, rows = write_atlas_csv(args.out, csv_path)  # after every sweep: a partial atlas is kept current
+    print(f"wrote {path} ({len(rows)} rows)")
+    for line in coverage(rows):
+        print("  " + line)
     return 0
