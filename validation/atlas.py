@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -175,15 +176,16 @@ def _save_disk_cache(store_dir: Path) -> None:
     points = {f"{n},{m},{p!r}": {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                                  for k, v in value.items()}
               for (n, m, p), value in _EXPECTED_CACHE.items() if not value["expected_finite_n_note"].startswith("not")}
-    tmp = store_dir / (CACHE_FILE + ".tmp")
+    tmp = store_dir / (CACHE_FILE + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps({"source": _source_key(), "points": points}, indent=1) + "\n")
     tmp.replace(store_dir / CACHE_FILE)
 
 
-def _expected(n: int, m: int, p: float) -> dict[str, Any]:
-    """Expected structure at (p, r = m/n): its name, large-n loss, dropped fraction, and its finite-n loss."""
+def _expected(n: int, m: int, p: float, *, finite_n: bool = True) -> dict[str, Any]:
+    """Expected structure at (p, r = m/n): its name, large-n loss, dropped fraction, and (``finite_n``)
+    its finite-n loss; without ``finite_n`` those columns stay empty, with a note."""
     key = (n, m, p)
-    if key in _EXPECTED_CACHE:
+    if finite_n and key in _EXPECTED_CACHE:
         return _EXPECTED_CACHE[key]
     from rugtheory.constructions.phase_map import expected_structure
     from rugtheory.theory.optimum import optimal_symmetric_loss
@@ -195,6 +197,9 @@ def _expected(n: int, m: int, p: float) -> dict[str, Any]:
         "expected_dropped_fraction": float(sum(c.fraction for c in es.components if c.name == "dropped")),
         "expected_finite_n_loss": math.nan, "expected_finite_n_error": math.nan, "expected_finite_n_note": "",
     }
+    if not finite_n:
+        out["expected_finite_n_note"] = "computed once the model is trained"
+        return out
     try:
         from rugtheory.constructions.finite_n_predictions import finite_n_predictions
     except ImportError as exc:
@@ -307,7 +312,7 @@ def _pending_row(cfg: Any, sweep: str) -> dict[str, Any]:
     row: dict[str, Any] = {"n": cfg.n, "m": cfg.m, "r": cfg.m / cfg.n, "p": cfg.p, "seed": cfg.seed,
                            "recipe": recipe_of(cfg.to_dict()), "sweep": sweep, "run_id": run_id(cfg.to_dict()),
                            "status": "pending", "status_note": "in the atlas grid, not trained yet"}
-    row.update(_expected(cfg.n, cfg.m, cfg.p))
+    row.update(_expected(cfg.n, cfg.m, cfg.p, finite_n=False))
     return row
 
 
