@@ -41,7 +41,7 @@ from rugtheory.constructions.polytopes import (
 from rugtheory.constructions.polytopes import clear_caches as polytope_clear_caches
 from rugtheory.theory.checks import check_probability, check_ratio
 from rugtheory.theory.display import with_compact_repr
-from rugtheory.theory.optimum import optimal_symmetric_loss
+from rugtheory.theory.optimum import SymmetricOptimum, optimal_symmetric_loss
 
 __all__ = [
     "clear_caches",
@@ -50,6 +50,8 @@ __all__ = [
     "PhaseMap",
     "phase_map",
     "expected_structure",
+    "ExpectedStructures",
+    "expected_structures",
     "construction_curve",
     "construction_for_ratio",
     "RUG_RATIO_GRID",
@@ -279,11 +281,117 @@ def phase_map(p: np.ndarray, r: np.ndarray, *, constructions: list[Construction]
     return PhaseMap(p, r, loss, sym, winner, tuple(labels))
 
 
+def _hulls(p: np.ndarray, cons: list[Construction], cached: bool) -> list[list[_Vertex]]:
+    """Lower hull of the ingredients at each (distinct) p; the missing ones in ONE vectorised :func:`_vertices` call.
+
+    With ``cached`` (the default constructions) hulls are kept in :data:`_HULL_CACHE`, keyed by p and the
+    ratio grids (the grids may be swapped, e.g. by a benchmark). Each p's hull does not depend on the others.
+    """
+    grids = (RUG_RATIO_GRID.tobytes(), PAIRED_RUG_RATIO_GRID.tobytes())
+    keys = [(float(q), *grids) for q in p]
+    found = {k: _HULL_CACHE[k] for k in keys if cached and k in _HULL_CACHE}
+    missing = [i for i, k in enumerate(keys) if k not in found]
+    if missing:
+        pm = p[missing]
+        for i, pts in zip(missing, _vertices(pm, cons, _paired_rugs(pm, np.empty(0))[0])):
+            found[keys[i]] = _lower_hull(pts)
+        if cached:
+            if len(_HULL_CACHE) + len(missing) > 256:
+                _HULL_CACHE.clear()
+            _HULL_CACHE.update((keys[i], found[keys[i]]) for i in missing[-256:])
+    return [found[k] for k in keys]
+
+
+@with_compact_repr
+@dataclass(frozen=True)
+class ExpectedStructures:
+    """:func:`expected_structures` at many points: 1-d arrays over the points (``p``, ``r`` flattened).
+
+    ``winner`` is an object array of names; ``components[k]`` the mixture of point ``k``;
+    ``structures[k]`` (indexing) gives point ``k`` as an :class:`ExpectedStructure`.
+    """
+
+    p: np.ndarray
+    r: np.ndarray
+    winner: np.ndarray
+    loss: np.ndarray
+    symmetric_loss: np.ndarray
+    components: tuple[tuple[Component, ...], ...]
+
+    def __len__(self) -> int:
+        return int(self.p.size)
+
+    def __getitem__(self, k: int) -> ExpectedStructure:
+        return ExpectedStructure(float(self.p[k]), float(self.r[k]), str(self.winner[k]), float(self.loss[k]),
+                                 float(self.symmetric_loss[k]), self.components[k])
+
+    @property
+    def ratio_to_symmetric(self) -> np.ndarray:
+        """``loss / L*`` (1 where the symmetric optimum wins or L* = 0)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.symmetric_loss > 0, self.loss / self.symmetric_loss, 1.0)
+
+
+def expected_structures(p: np.ndarray | float, r: np.ndarray | float, *,
+                        constructions: list[Construction] | None = None,
+                        symmetric: SymmetricOptimum | None = None) -> ExpectedStructures:
+    """:func:`expected_structure` at the points ``(p[k], r[k])`` (broadcast, then flattened), vectorised.
+
+    L* and the paired rug at the points are each ONE vectorised search, and the lower hull of the
+    ingredients is built once per distinct p (cached for the default constructions). Every point's
+    result is the same, bit for bit, as that of :func:`expected_structure` alone (the searches are
+    elementwise). Unlike :func:`phase_map` the points are not a grid: ``p`` and ``r`` pair up.
+    ``symmetric``: ``optimal_symmetric_loss(p, r)`` if the caller already has it (it is not recomputed).
+    """
+    p_arr, r_arr = np.broadcast_arrays(check_probability(p), check_ratio(r))
+    pf, rf = p_arr.ravel().astype(np.float64), r_arr.ravel().astype(np.float64)
+    cons = _standard() if constructions is None else list(constructions)
+    sym = optimal_symmetric_loss(pf, rf) if symmetric is None else symmetric
+    if np.size(sym.loss) != pf.size:
+        raise ValueError(f"symmetric has {np.size(sym.loss)} points, p and r {pf.size}")
+    sym_loss, sym_a, sym_b = (np.ravel(x) for x in (sym.loss, sym.a, sym.b))
+    low = np.flatnonzero(rf <= 0.5)
+    pr_loss = np.full(pf.size, np.inf)
+    pr_gain, pr_bias = np.zeros(pf.size), np.zeros(pf.size)
+    if low.size:
+        pr = optimal_paired_rug_loss(pf[low], rf[low])
+        pr_loss[low], pr_gain[low], pr_bias[low] = pr.loss, pr.gain, pr.bias
+    up, inv = np.unique(pf, return_inverse=True)
+    hulls = _hulls(up, cons, constructions is None)
+    env = np.empty(pf.size)
+    seg = np.empty(pf.size, dtype=int)
+    for u, hull in enumerate(hulls):
+        at = np.flatnonzero(inv == u)
+        env[at], seg[at] = _envelope(hull, rf[at])
+    paired = pr_loss < np.minimum(env, sym_loss) * (1.0 - PAIRED_TIE)
+    symmetric = ~paired & (sym_loss <= env * (1.0 + TIE_TOLERANCE))
+    loss = np.where(paired, pr_loss, np.where(symmetric, sym_loss, env))
+    winner = np.empty(pf.size, dtype=object)
+    comps: list[tuple[Component, ...]] = []
+    for k in range(pf.size):
+        rk = float(rf[k])
+        if paired[k]:
+            winner[k] = "paired rug"
+            comps.append((Component("paired rug", rk, 1.0, float(pr_loss[k]), float(pr_gain[k]), float(pr_bias[k])),))
+        elif symmetric[k]:
+            winner[k] = "symmetric"
+            comps.append((Component("rug", rk, 1.0, float(sym_loss[k]), float(sym_a[k]), float(sym_b[k])),))
+        else:
+            hull = hulls[inv[k]]
+            a, b = hull[seg[k]], hull[seg[k] + 1]
+            f_a = (b.ratio - rk) / (b.ratio - a.ratio)
+            winner[k] = _mixture_label(a, b, rk)
+            comps.append(tuple(Component(v.name, v.ratio, float(f), v.loss, v.gain, v.bias)
+                               for v, f in ((a, f_a), (b, 1.0 - f_a)) if f > 1e-12))
+    return ExpectedStructures(pf, rf, winner, loss, sym_loss.astype(np.float64), tuple(comps))
+
+
 def expected_structure(p: float, r: float, *, constructions: list[Construction] | None = None) -> ExpectedStructure:
     """The structure expected to win at ``(p, r)``, its loss and L* beside it.
 
     Scalar version of :func:`phase_map` that also returns the mixture's composition: which
     fraction of the features sits in which structure, at which hidden ratio, with which gain/bias.
+    One point of :func:`expected_structures` (the vectorised version, for many points).
 
     Examples
     --------
@@ -294,39 +402,8 @@ def expected_structure(p: float, r: float, *, constructions: list[Construction] 
     p_arr = check_probability(p)
     r_arr = check_ratio(r)
     if p_arr.ndim or r_arr.ndim:
-        raise ValueError("expected_structure takes scalar p and r; use phase_map for grids")
-    pf, rf = float(p_arr), float(r_arr)
-    cons = _standard() if constructions is None else list(constructions)
-    sym = optimal_symmetric_loss(pf, rf)
-    sym_loss = float(sym.loss)
-    p1 = np.array([pf])
-    r_extra = np.array([rf]) if rf <= 0.5 else np.empty(0)
-    key = (pf, RUG_RATIO_GRID.tobytes(), PAIRED_RUG_RATIO_GRID.tobytes())  # the grids may be swapped (benchmark)
-    hull = _HULL_CACHE.get(key) if constructions is None else None
-    if hull is None:  # one paired-rug search for the grid ratios and rf together
-        prug_grid, pr = _paired_rugs(p1, r_extra)
-        hull = _lower_hull(_vertices(p1, cons, prug_grid)[0])
-        if constructions is None:
-            if len(_HULL_CACHE) >= 256:
-                _HULL_CACHE.clear()
-            _HULL_CACHE[key] = hull
-    elif rf <= 0.5:
-        pr = optimal_paired_rug_loss(p1[:, None], r_extra[None, :])
-    env, seg = _envelope(hull, np.array([rf]))
-    if rf <= 0.5:
-        if float(pr.loss[0, 0]) < min(env[0], sym_loss) * (1.0 - PAIRED_TIE):
-            loss, gain, bias = float(pr.loss[0, 0]), float(pr.gain[0, 0]), float(pr.bias[0, 0])
-            comp = (Component("paired rug", rf, 1.0, loss, gain, bias),)
-            return ExpectedStructure(pf, rf, "paired rug", loss, sym_loss, comp)
-    if sym_loss <= env[0] * (1.0 + TIE_TOLERANCE):
-        comp = (Component("rug", rf, 1.0, sym_loss, float(sym.a), float(sym.b)),)
-        return ExpectedStructure(pf, rf, "symmetric", sym_loss, sym_loss, comp)
-    a, b = hull[seg[0]], hull[seg[0] + 1]
-    f_a = (b.ratio - rf) / (b.ratio - a.ratio)
-    comps = tuple(
-        Component(v.name, v.ratio, float(f), v.loss, v.gain, v.bias) for v, f in ((a, f_a), (b, 1.0 - f_a)) if f > 1e-12
-    )
-    return ExpectedStructure(pf, rf, _mixture_label(a, b, rf), float(env[0]), sym_loss, comps)
+        raise ValueError("expected_structure takes scalar p and r; use expected_structures or phase_map for grids")
+    return expected_structures(p_arr, r_arr, constructions=constructions)[0]
 
 
 def construction_curve(construction: Construction, p: np.ndarray | float, r: np.ndarray | float) -> np.ndarray:

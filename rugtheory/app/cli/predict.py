@@ -33,7 +33,7 @@ __all__ = ["CHUNK", "FIELDS", "FINITE_N_FIELDS", "STRUCTURE_FIELDS", "add_parser
 
 #: Output columns, in order.
 FIELDS = ["p", "r", "loss", "a", "b", "sigma", "theta", "s", "zero_loss", "linear_loss", "linear_loss_no_bias"]
-#: Extra columns from :func:`rugtheory.constructions.phase_map.expected_structure` (absent with --no-structures).
+#: Extra columns from :func:`rugtheory.constructions.phase_map.expected_structures` (absent with --no-structures).
 STRUCTURE_FIELDS = ["expected_structure", "expected_loss", "expected_over_symmetric"]
 #: Extra columns with ``--n`` (:func:`rugtheory.constructions.finite_n_predictions.finite_n_predictions`):
 #: ``m`` is round(r n); ``structure_finite_n_m`` the hidden units the realised expected structure uses
@@ -146,14 +146,17 @@ def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, c
     if chunk is None:
         chunk = CHUNK if structures else 4 * CHUNK
     if structures:
-        from rugtheory.constructions.phase_map import expected_structure
+        from rugtheory.constructions.phase_map import expected_structures
     total = p.size * r.size
     for lo in range(0, total, chunk):
         idx = np.arange(lo, min(lo + chunk, total))
-        records: list[dict[str, Any]] = optimal_symmetric_loss(p[idx // r.size], r[idx % r.size]).records()
+        pc, rc = p[idx // r.size], r[idx % r.size]
+        sym = optimal_symmetric_loss(pc, rc)
+        records: list[dict[str, Any]] = sym.records()
         if structures:
-            for rec in records:
-                e = expected_structure(rec["p"], rec["r"])
+            es = expected_structures(pc, rc, symmetric=sym)  # the whole chunk in one vectorised search
+            for k, rec in enumerate(records):
+                e = es[k]
                 rec["expected_structure"] = e.winner
                 rec["expected_loss"] = e.loss
                 rec["expected_over_symmetric"] = e.ratio_to_symmetric
