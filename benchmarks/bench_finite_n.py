@@ -7,7 +7,12 @@ the large-N optimum. Compared with Monte Carlo of the same weights: the measured
 the MC standard error reached in the same wall time, and the time MC would need to reach the exact
 route's error estimate (SE ∝ 1/sqrt(samples), extrapolated from the measured throughput).
 
-``FINITE_N_BENCH_N`` (default 4096) changes n.
+``FINITE_N_BENCH_N`` (default 4096) changes n; ``FINITE_N_BENCH_MODEL=random`` uses W = G/sqrt(n) with unit
+diagonal and b = -0.1 instead (issue 15's profile matrix).
+
+Issue 15: the series part's old layout (``legacy=True``: every row fully sorted, O(n R) cumulative
+sums per row) and the new one (bulk power sums + sorted tail) are timed side by side in this process,
+interleaved (old, new, old, new; best of two), with the largest row difference in units of row_error.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ import time
 
 import numpy as np
 
+from benchmarks._common import load_line
 from rugtheory.theory.finite_n import exact_loss_from_weights
 from rugtheory.twins.montecarlo import model_loss_monte_carlo
 
-__all__ = ["main", "trained_like_model"]
+__all__ = ["main", "random_model", "side_by_side", "trained_like_model"]
 
 
 def trained_like_model(n: int, *, r: float = 0.25, a: float = 1.3, p: float = 0.045, seed: int = 0,
@@ -36,11 +42,43 @@ def trained_like_model(n: int, *, r: float = 0.25, a: float = 1.3, p: float = 0.
     return W, b
 
 
+def random_model(n: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """W = G/sqrt(n) with unit diagonal, b = -0.1 (issue 15's profile matrix)."""
+    W = np.random.default_rng(seed).standard_normal((n, n)) / np.sqrt(n)
+    np.fill_diagonal(W, 1.0)
+    return W, np.full(n, -0.1)
+
+
+def side_by_side(W: np.ndarray, b: np.ndarray, p: float, tol: float = 1e-11) -> None:
+    """Old (legacy=True) and new series layout, interleaved in this process; rows compared."""
+    times: dict[bool, list[float]] = {True: [], False: []}
+    res = {}
+    print(load_line())
+    for legacy in (True, False, True, False):
+        t = time.perf_counter()
+        res[legacy] = exact_loss_from_weights(W, b, p, tol=tol, legacy=legacy)
+        times[legacy].append(time.perf_counter() - t)
+    print(load_line())
+    old, new = res[True], res[False]
+    d = np.abs(old.row_loss - new.row_loss)
+    print("| series layout | wall s (best of 2) | loss | error estimate |")
+    print("|---|---|---|---|")
+    print(f"| old (legacy=True) | {min(times[True]):.1f} | {old.loss:.15e} | {old.error:.1e} |")
+    print(f"| new | {min(times[False]):.1f} | {new.loss:.15e} | {new.error:.1e} |")
+    print(f"speed-up {min(times[True]) / min(times[False]):.2f}x; rows: max |new - old| = {d.max():.1e} = "
+          f"{np.max(d / old.row_error):.1e} x row_error, bitwise equal {np.mean(d == 0):.0%}\n")
+
+
 def main() -> None:
     n = int(os.environ.get("FINITE_N_BENCH_N", "4096"))
     p = 0.045
-    W, b = trained_like_model(n, p=p)
-    print(f"model: n = {n}, m = {n // 4}, p = {p}, trained-like (projection + ~3 negative spikes per row)")
+    if os.environ.get("FINITE_N_BENCH_MODEL") == "random":
+        W, b = random_model(n)
+        print(f"model: n = {n}, p = {p}, W = G/sqrt(n) with unit diagonal, b = -0.1")
+    else:
+        W, b = trained_like_model(n, p=p)
+        print(f"model: n = {n}, m = {n // 4}, p = {p}, trained-like (projection + ~3 negative spikes per row)")
+    side_by_side(W, b, p)
     print("| method | tol / samples | wall s | loss | abs. error (estimate or SE) |")
     print("|---|---|---|---|---|")
     results = {}

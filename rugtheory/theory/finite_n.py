@@ -72,6 +72,7 @@ from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.gauss_legendre import gauss_legendre_unit
 from rugtheory.theory.interference_mgf import (
     SERIES_ORDER,
+    FullSortedRows,
     SortedRows,
     direct_log_mgf,
     direct_remainder,
@@ -400,13 +401,15 @@ def _trapezoid(log_mgf, off: np.ndarray, a: np.ndarray, c: np.ndarray, nu0: np.n
 
 
 def invert_rows(
-    off: np.ndarray, a: np.ndarray, c: np.ndarray, p: float, tol: float, direct: bool, max_nodes: int
+    off: np.ndarray, a: np.ndarray, c: np.ndarray, p: float, tol: float, direct: bool, max_nodes: int,
+    *, legacy: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact loss of a block of rows (off-diagonal entries ``off``, diagonal ``a``, effective bias
     ``c``) by the Bromwich inversion of the module docstring; returns (loss, error estimate, nodes).
 
     ``direct`` sums the log-MGF over every entry exactly (small n) instead of the series split;
-    both routes must agree within their error estimates (tests/test_finite_n.py).
+    both routes must agree within their error estimates (tests/test_finite_n.py). ``legacy`` uses the
+    former layout of the series part (:class:`rugtheory.theory.interference_mgf.FullSortedRows`; benchmark only).
     """
     rows, n1 = off.shape
     v = p / 3.0 - p * p / 4.0
@@ -423,7 +426,7 @@ def invert_rows(
     if not live.any():
         return loss, err, nodes
     off, a, c, sigma, nu0 = off[live], a[live], c[live], sigma[live], nu0[live]
-    sr = None if direct else SortedRows(off, p)
+    sr = None if direct else (FullSortedRows if legacy else SortedRows)(off, p)
 
     def log_mgf(z: np.ndarray, singles: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         if direct:
@@ -454,6 +457,7 @@ def exact_loss_from_weights(
     block_rows: int = 256,
     max_nodes: int = 1 << 15,
     on_inaccurate: str = "warn",
+    legacy: bool = False,
 ) -> FiniteNLoss:
     r"""Exact expected loss :math:`\frac1n\sum_i E\,\ell(\nu_i)` of ``y = ReLU(W x + b)`` at finite n
     (docs/theory.md §7).
@@ -482,6 +486,9 @@ def exact_loss_from_weights(
         function decays too slowly for ``max_nodes``: ``"warn"`` (default) issues
         :class:`rugtheory.AccuracyWarning` with estimate vs tolerance, ``"raise"`` a ``ValueError``,
         ``"ignore"`` nothing. The result always carries ``error``.
+    legacy : bool, keyword-only
+        Use the former, fully sorted layout of the series part (same results within the error
+        estimate; slower). Kept only so that ``benchmarks/bench_finite_n.py`` can time both in one process.
 
     Returns
     -------
@@ -509,7 +516,8 @@ def exact_loss_from_weights(
     block_rows = max(1, min(block_rows, int(24_000_000 // (n * (SERIES_ORDER + 2)))))
     for start in range(0, n, block_rows):
         sl = slice(start, min(n, start + block_rows))
-        row_loss[sl], row_err[sl], nodes[sl] = invert_rows(off[sl], a[sl], c[sl], p, tol, direct, max_nodes)
+        row_loss[sl], row_err[sl], nodes[sl] = invert_rows(off[sl], a[sl], c[sl], p, tol, direct, max_nodes,
+                                                             legacy=legacy)
     report_accuracy(float(row_err.mean()), tol, on_inaccurate, "exact_loss_from_weights loss")
     return FiniteNLoss(float(row_loss.mean()), float(row_err.mean()), row_loss, row_err, a, c, sigma, nodes)
 

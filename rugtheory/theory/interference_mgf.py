@@ -31,6 +31,8 @@ __all__ = [
     "SERIES_ORDER",
     "SERIES_RADIUS",
     "SortedRows",
+    "FullSortedRows",
+    "TAIL_SLACK",
     "direct_log_mgf",
     "direct_remainder",
     "interference_log_mgf",
@@ -48,6 +50,9 @@ SERIES_FRACTION = 0.4
 #: less for the bulk of entries, which sit well inside the threshold except at the outermost nodes
 #: where |Psi| is already negligible.
 SERIES_ORDER = 24
+#: :class:`SortedRows` keeps entries above TAIL_SLACK x (the smallest series threshold seen) sorted, so
+#: that arguments up to 1/TAIL_SLACK times larger in modulus need no re-split of the row.
+TAIL_SLACK = 0.7
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,7 +140,164 @@ def sparse_uniform_log_mgf_coefficients(p: float, order: int = SERIES_ORDER) -> 
 
 
 class SortedRows:
-    """Off-diagonal rows sorted by |W_ij|, with cumulative power sums for the series part."""
+    r"""Off-diagonal rows split per row at a threshold ``t0``, for the series/exact split of log Psi.
+
+    The *bulk* (``|W_ij| <= t0``, most entries) always goes through the Taylor series, so it enters only
+    through its power sums :math:`\sum w^r` (r = 0..R, and :math:`\sum |w|^{R+1}`), computed in column
+    blocks that stay in cache. The *tail* (``|W_ij| > t0``) is sorted by ``|W_ij|``, right-aligned in a
+    (rows, E) array (zeros in front), with cumulative power sums, so that any cut between series and
+    exact entries inside it costs a lookup. ``t0`` is set lazily from the first arguments, at
+    :data:`TAIL_SLACK` times the smallest series threshold, and lowered (only for the rows that need it)
+    when a later ``z`` would put a bulk entry on the exact side. Work per row: O(n R) multiply-adds plus
+    a sort of the tail only, against a full sort and O(n R) stored cumulative sums before (:class:`FullSortedRows`).
+    """
+
+    def __init__(self, off: np.ndarray, p: float):
+        self.off = off
+        self.p = p
+        self.rows, self.n1 = off.shape
+        self.lam, self.M, self.rho = _log_mgf_coefficients(p)
+        self.exact_count = 0
+        self.rebuilds = 0
+        self.t0 = np.full(self.rows, np.inf)
+        self.bulk = np.zeros((SERIES_ORDER + 2, self.rows))  # power sums of the bulk, r = 0..R and |w|^(R+1)
+        self.tail_count = np.full(self.rows, 0, dtype=np.int64)
+        self.tw = np.zeros((self.rows, 0))  # tail entries, sorted by |w|, right-aligned
+        self.tabs = np.zeros((self.rows, 0))
+        self.Ct = np.zeros((SERIES_ORDER + 2, self.rows, 1))  # Ct[r, i, j] = sum of the first j tail slots^r
+        self._built = False
+
+    def _bulk_sums(self, w: np.ndarray) -> np.ndarray:
+        """(R+2, rows) power sums of ``w`` (bulk entries; others zeroed), over column blocks that stay in cache."""
+        out = np.zeros((SERIES_ORDER + 2, w.shape[0]))
+        step = max(256, (1 << 17) // max(1, w.shape[0]))
+        for c0 in range(0, w.shape[1], step):
+            blk = w[:, c0:c0 + step]
+            pw = blk.copy()
+            for r in range(1, SERIES_ORDER + 1):
+                if r > 1:
+                    pw *= blk
+                out[r] += pw.sum(axis=1)
+            np.abs(pw, out=pw)
+            pw *= np.abs(blk)
+            out[SERIES_ORDER + 1] += pw.sum(axis=1)
+        return out
+
+    def _build(self, idx: np.ndarray, t0: np.ndarray) -> None:
+        """(Re)split rows ``idx`` at thresholds ``t0``."""
+        w = self.off[idx]
+        absw = np.abs(w)
+        is_tail = absw > t0[:, None]
+        count = is_tail.sum(axis=1)
+        bulk = self._bulk_sums(np.where(is_tail, 0.0, w))
+        bulk[0] = self.n1 - count
+        e_new = int(count.max()) if count.size else 0
+        E = max(e_new, self.tw.shape[1])
+        if E > self.tw.shape[1]:  # widen: zeros in front of every row (they add nothing to the sums)
+            pad = E - self.tw.shape[1]
+            self.tw = np.pad(self.tw, ((0, 0), (pad, 0)))
+            self.tabs = np.pad(self.tabs, ((0, 0), (pad, 0)))
+            self.Ct = np.pad(self.Ct, ((0, 0), (0, 0), (pad, 0)))
+        tw = np.zeros((idx.size, E))
+        if e_new:
+            key = np.where(is_tail, absw, -1.0)
+            top = np.argpartition(key, self.n1 - e_new, axis=1)[:, self.n1 - e_new:]
+            ktop = np.take_along_axis(key, top, axis=1)
+            order = np.argsort(ktop, axis=1)
+            top = np.take_along_axis(top, order, axis=1)
+            sel = np.take_along_axis(ktop, order, axis=1) >= 0.0
+            tw[:, E - e_new:] = np.where(sel, np.take_along_axis(w, top, axis=1), 0.0)
+        Ct = np.zeros((SERIES_ORDER + 2, idx.size, E + 1))
+        pw = tw.copy()
+        for r in range(1, SERIES_ORDER + 1):
+            if r > 1:
+                pw *= tw
+            np.cumsum(pw, axis=1, out=Ct[r, :, 1:])
+        np.cumsum(np.abs(pw * tw), axis=1, out=Ct[SERIES_ORDER + 1, :, 1:])
+        self.tw[idx], self.tabs[idx], self.Ct[:, idx] = tw, np.abs(tw), Ct
+        self.bulk[:, idx] = bulk
+        self.tail_count[idx] = count
+        self.t0[idx] = t0
+
+    def _ensure(self, tau_min: np.ndarray) -> None:
+        """Split so that every bulk entry is on the series side for thresholds >= ``tau_min`` (per row)."""
+        need = (tau_min < self.t0) | (not self._built)
+        if need.any():
+            idx = np.flatnonzero(need)
+            self._build(idx, np.where(np.isfinite(tau_min[idx]), TAIL_SLACK * tau_min[idx], np.inf))
+            self.rebuilds += int(self._built)
+            self._built = True
+
+    def evaluate(self, z: np.ndarray, *, singles: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """log Psi (centred), sum_j E1(z W_j) (if singles) and a bound on the series remainder of log Psi.
+
+        ``z`` has shape (rows, K), complex.
+        """
+        p, lam = self.p, self.lam
+        zabs = np.abs(z)
+        rows, K = z.shape
+        if self.n1 == 0:
+            zero = np.zeros(z.shape, dtype=np.complex128)
+            return zero, (zero if singles else None), np.zeros(z.shape)
+        # entries with |W| <= tau go through the series
+        tau = np.where(zabs > 0, SERIES_FRACTION * self.rho / np.where(zabs > 0, zabs, 1.0), np.inf)
+        self._ensure(tau.min(axis=1))
+        E = self.tw.shape[1]
+        cut = np.empty(zabs.shape, dtype=np.int64)  # series slots of the tail (the zeros in front included)
+        for i in range(self.rows):
+            cut[i] = np.searchsorted(self.tabs[i], tau[i], side="right")
+        G = np.empty((SERIES_ORDER + 2, rows, K))
+        G[0] = self.bulk[0][:, None] + cut - (E - self.tail_count)[:, None]
+        for r in range(1, SERIES_ORDER + 2):
+            G[r] = self.bulk[r][:, None] + np.take_along_axis(self.Ct[r], cut, axis=1)
+        acc = np.zeros(z.shape, dtype=np.complex128)
+        for r in range(SERIES_ORDER, 1, -1):
+            acc = acc * z + lam[r] * G[r]
+        logpsi = acc * z * z
+        e1sum = None
+        if singles:
+            # E1 has Taylor coefficients 1/(r+1)!: remainder at |zw| <= 1.44 is < 1.44^37/37! per entry
+            acc = np.zeros(z.shape, dtype=np.complex128)
+            for r in range(SERIES_ORDER, -1, -1):
+                acc = acc * z + G[r] / math.factorial(r + 1)
+            e1sum = acc
+        # Cauchy: |lambda_r| <= M/RHO^r; sum_{r>R} M (|z||w|/RHO)^r <= M/(1-Q) (|z|/RHO)^{R+1} sum |w|^{R+1}
+        series_bound = self.M / (1.0 - SERIES_FRACTION) * (zabs / self.rho) ** (SERIES_ORDER + 1) * G[SERIES_ORDER + 1]
+        ne = E - cut
+        self.exact_count += int(ne.sum())
+        # exact part: tail entries above the threshold, node by node, as a product of factors
+        pos = np.arange(E)
+        real = not np.any(z.imag)
+        zz = z.real if real else z
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            for k in range(K):
+                e = int(ne[:, k].max())
+                if e == 0:
+                    continue
+                sub = self.tw[:, E - e :]
+                mask = pos[E - e :][None, :] >= cut[:, k][:, None]
+                if real and not singles:  # real arguments (Chernoff grid): overflow-free log-sum-exp form
+                    logpsi[:, k] += np.where(mask, _log_f_real(zz[:, k][:, None] * sub, p), 0.0).sum(axis=1)
+                    continue
+                u = zz[:, k][:, None] * sub
+                e1 = np.expm1(u) / u
+                f = np.where(mask, (1.0 - p) + p * e1, 1.0)
+                prod = f.prod(axis=1)
+                shift = -0.5 * p * zz[:, k] * np.where(mask, sub, 0.0).sum(axis=1)
+                bad = ~np.isfinite(prod)
+                if bad.any():  # overflow of the running product: sum of logarithms instead
+                    prod[bad] = 1.0
+                    shift[bad] += np.log(f[bad]).sum(axis=1)
+                logpsi[:, k] += np.log(prod) + shift
+                if singles:
+                    e1sum[:, k] += np.where(mask, e1, 0.0).sum(axis=1)
+        return logpsi, e1sum, series_bound
+
+
+class FullSortedRows:
+    """The former layout of :class:`SortedRows`: every row fully sorted, with cumulative power sums of
+    every entry (O(n R) memory per row). Same results within rounding; kept for the side-by-side benchmark
+    (``legacy=True`` of :func:`rugtheory.theory.finite_n.exact_loss_from_weights`)."""
 
     def __init__(self, off: np.ndarray, p: float):
         order = np.argsort(np.abs(off), axis=1, kind="stable")

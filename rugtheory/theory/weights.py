@@ -102,7 +102,8 @@ def row_parameters(W: np.ndarray, b: np.ndarray, p: float) -> RowParameters:
     b = _check_bias(b, n)
     p = float(check_probability(p))
     a = np.diag(W).copy()
-    off = W[~np.eye(n, dtype=bool)].reshape(n, n - 1)
+    # the off-diagonal entries row by row (a strided copy: the same values as W[~eye], without the n x n mask)
+    off = np.ascontiguousarray(W).reshape(-1)[1:].reshape(n - 1, n + 1)[:, :n].reshape(n, n - 1)  # n >= 2
     mu = 0.5 * p * off.sum(axis=1)
     s2 = np.sum(off * off, axis=1)
     v = float(data_moments(p).variance)
