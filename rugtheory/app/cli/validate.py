@@ -153,7 +153,7 @@ def _run_atlas(args: argparse.Namespace) -> int:
         info = store.last_sweep
         print(f"sweep {spec.name}: {info['runs']} runs, {info['trained']} trained, {info['stored']} already stored",
               flush=True)
-        path, rows = write_atlas_csv(args.out, csv_path)  # after every sweep: a partial atlas is kept current
+        path, rows = write_atlas_csv(args.out, csv_path, grid=specs)  # after every sweep: kept current
     print(f"wrote {path} ({len(rows)} rows)")
     for line in coverage(rows):
         print("  " + line)
