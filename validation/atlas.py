@@ -360,10 +360,11 @@ def coverage(rows: Sequence[dict[str, Any]]) -> list[str]:
         done = [r for r in these if r["status"] != "pending"]
         by = {s: sum(r["status"] == s for r in done) for s in ("converged", "not converged", "dead features",
                                                                    "non-finite", "weights unreadable")}
-        out.append(f"n = {key[0]}, recipe {key[1]}: {len(done)} of {len(these)} trained"
-                   + ("" if len(done) == len(these) else " (INCOMPLETE)") + "; "
-                   + ", ".join(f"{v} {k}" for k, v in by.items() if v)
-                   + f"; rule converged: {sum(bool(r.get('rule_converged')) for r in done)}")
+        parts = [f"n = {key[0]}, recipe {key[1]}: {len(done)} of {len(these)} trained"
+                 + ("" if len(done) == len(these) else " (INCOMPLETE)"),
+                 ", ".join(f"{v} {k}" for k, v in by.items() if v),
+                 f"rule converged: {sum(bool(r.get('rule_converged')) for r in done)}"]
+        out.append("; ".join(part for part in parts if part))
     return out
 
 
