@@ -139,6 +139,39 @@ def sparse_uniform_log_mgf_coefficients(p: float, order: int = SERIES_ORDER) -> 
 # log Psi(z) per row: Taylor series for small |zW|, exact product for the rest
 
 
+def _add_exact_part(logpsi: np.ndarray, e1sum: np.ndarray | None, z: np.ndarray, w: np.ndarray, cut: np.ndarray,
+                    ne: np.ndarray, p: float, singles: bool) -> None:
+    """Add to ``logpsi`` (and ``e1sum``) the entries of each row above its threshold, node by node, as a
+    product of exact factors. ``w`` holds each row's entries sorted by magnitude with the largest last;
+    entries ``cut[:, k]`` onwards (``ne[:, k]`` of them) are above the threshold at node k."""
+    E = w.shape[1]
+    pos = np.arange(E)
+    real = not np.any(z.imag)
+    zz = z.real if real else z
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        for k in range(z.shape[1]):
+            e = int(ne[:, k].max())
+            if e == 0:
+                continue
+            sub = w[:, E - e :]
+            mask = pos[E - e :][None, :] >= cut[:, k][:, None]
+            if real and not singles:  # real arguments (Chernoff grid): overflow-free log-sum-exp form
+                logpsi[:, k] += np.where(mask, _log_f_real(zz[:, k][:, None] * sub, p), 0.0).sum(axis=1)
+                continue
+            u = zz[:, k][:, None] * sub
+            e1 = np.expm1(u) / u
+            f = np.where(mask, (1.0 - p) + p * e1, 1.0)
+            prod = f.prod(axis=1)
+            shift = -0.5 * p * zz[:, k] * np.where(mask, sub, 0.0).sum(axis=1)
+            bad = ~np.isfinite(prod)
+            if bad.any():  # overflow of the running product: sum of logarithms instead
+                prod[bad] = 1.0
+                shift[bad] += np.log(f[bad]).sum(axis=1)
+            logpsi[:, k] += np.log(prod) + shift
+            if singles:
+                e1sum[:, k] += np.where(mask, e1, 0.0).sum(axis=1)
+
+
 class SortedRows:
     r"""Off-diagonal rows split per row at a threshold ``t0``, for the series/exact split of log Psi.
 
@@ -265,32 +298,7 @@ class SortedRows:
         series_bound = self.M / (1.0 - SERIES_FRACTION) * (zabs / self.rho) ** (SERIES_ORDER + 1) * G[SERIES_ORDER + 1]
         ne = E - cut
         self.exact_count += int(ne.sum())
-        # exact part: tail entries above the threshold, node by node, as a product of factors
-        pos = np.arange(E)
-        real = not np.any(z.imag)
-        zz = z.real if real else z
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-            for k in range(K):
-                e = int(ne[:, k].max())
-                if e == 0:
-                    continue
-                sub = self.tw[:, E - e :]
-                mask = pos[E - e :][None, :] >= cut[:, k][:, None]
-                if real and not singles:  # real arguments (Chernoff grid): overflow-free log-sum-exp form
-                    logpsi[:, k] += np.where(mask, _log_f_real(zz[:, k][:, None] * sub, p), 0.0).sum(axis=1)
-                    continue
-                u = zz[:, k][:, None] * sub
-                e1 = np.expm1(u) / u
-                f = np.where(mask, (1.0 - p) + p * e1, 1.0)
-                prod = f.prod(axis=1)
-                shift = -0.5 * p * zz[:, k] * np.where(mask, sub, 0.0).sum(axis=1)
-                bad = ~np.isfinite(prod)
-                if bad.any():  # overflow of the running product: sum of logarithms instead
-                    prod[bad] = 1.0
-                    shift[bad] += np.log(f[bad]).sum(axis=1)
-                logpsi[:, k] += np.log(prod) + shift
-                if singles:
-                    e1sum[:, k] += np.where(mask, e1, 0.0).sum(axis=1)
+        _add_exact_part(logpsi, e1sum, z, self.tw, cut, ne, p, singles)
         return logpsi, e1sum, series_bound
 
 
@@ -357,33 +365,7 @@ class FullSortedRows:
             self.M / (1.0 - SERIES_FRACTION) * (zabs / self.rho) ** (SERIES_ORDER + 1) * G[:, :, SERIES_ORDER + 1]
         )
         self.exact_count += int((n1 - cut).sum())
-        # exact part: entries above the threshold, node by node, as a product of factors
-        ne = n1 - cut
-        pos = np.arange(n1)
-        real = not np.any(z.imag)
-        zz = z.real if real else z
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-            for k in range(K):
-                e = int(ne[:, k].max())
-                if e == 0:
-                    continue
-                sub = self.w[:, n1 - e :]
-                mask = pos[n1 - e :][None, :] >= cut[:, k][:, None]
-                if real and not singles:  # real arguments (Chernoff grid): overflow-free log-sum-exp form
-                    logpsi[:, k] += np.where(mask, _log_f_real(zz[:, k][:, None] * sub, p), 0.0).sum(axis=1)
-                    continue
-                u = zz[:, k][:, None] * sub
-                e1 = np.expm1(u) / u
-                f = np.where(mask, (1.0 - p) + p * e1, 1.0)
-                prod = f.prod(axis=1)
-                shift = -0.5 * p * zz[:, k] * np.where(mask, sub, 0.0).sum(axis=1)
-                bad = ~np.isfinite(prod)
-                if bad.any():  # overflow of the running product: sum of logarithms instead
-                    prod[bad] = 1.0
-                    shift[bad] += np.log(f[bad]).sum(axis=1)
-                logpsi[:, k] += np.log(prod) + shift
-                if singles:
-                    e1sum[:, k] += np.where(mask, e1, 0.0).sum(axis=1)
+        _add_exact_part(logpsi, e1sum, z, self.w, cut, n1 - cut, p, singles)
         return logpsi, e1sum, series_bound
 
 
