@@ -526,21 +526,15 @@ def prediction_weights(pred: FiniteNPrediction) -> tuple[np.ndarray, np.ndarray,
     Dense: meant for small n (a rug's ``W_in`` has ``m · n`` entries, guarded by
     :data:`rugtheory.constructions.persian_rug.DENSE_MAX_ENTRIES`).
     """
-    from rugtheory.constructions.structure_weights import construction_weights, mixture_weights, untied_pair_weights
+    from rugtheory.constructions.structure_weights import (
+        block_diagonal_weights,
+        construction_weights,
+        mixture_weights,
+        untied_pair_weights,
+    )
 
     if pred.parts:
-        blocks = [prediction_weights(q) for q in pred.parts]
-        mm = sum(bl[0].shape[0] for bl in blocks)
-        nn = sum(bl[0].shape[1] for bl in blocks)
-        w_in, w_out, b = np.zeros((mm, nn)), np.zeros((nn, mm)), np.zeros(nn)
-        row = col = 0
-        for wi, wo, bi in blocks:
-            dm, dn = wi.shape
-            w_in[row:row + dm, col:col + dn] = wi
-            w_out[col:col + dn, row:row + dm] = wo
-            b[col:col + dn] = bi
-            row, col = row + dm, col + dn
-        return w_in, w_out, b
+        return block_diagonal_weights([prediction_weights(q) for q in pred.parts])
     base = pred.name
     if pred.kind in ("hadamard", "fourier"):
         from rugtheory.constructions.persian_rug import persian_rug

@@ -14,6 +14,7 @@ from rugtheory.constructions.polytopes import Construction
 from rugtheory.theory.checks import check_int
 
 __all__ = [
+    "block_diagonal_weights",
     "construction_weights",
     "mixture_weights",
     "paired_rug_weights",
@@ -58,6 +59,14 @@ def mixture_weights(parts: list[tuple[Construction | str, int, float, float]],
         v = spec.vertices
         for _ in range(count):
             blocks.append((v, gain * v.T, np.full(spec.k, float(bias))))
+    return block_diagonal_weights(blocks)
+
+
+def block_diagonal_weights(
+    blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One model from independent blocks ``(W_in, W_out, b)`` in orthogonal subspaces: ``W_in`` and
+    ``W_out`` block-diagonal, the biases concatenated (each block keeps its own features and hidden units)."""
     m = sum(bl[0].shape[0] for bl in blocks)
     n = sum(bl[0].shape[1] for bl in blocks)
     w_in, w_out, b = np.zeros((m, n)), np.zeros((n, m)), np.zeros(n)
