@@ -8,7 +8,10 @@ Lines: a single point gives exactly one object); ``--csv FILE`` writes the grid.
 ``--n N`` adds exact finite-n predictions at n = N, m = round(r N) (docs/theory.md §7.5): L*'s Persian
 rug, the paired rug and the expected structure, each with its scalars re-optimised at that n and the
 §7 error estimate, and the lowest construction at that n (about 0.5 s a point at n = 1024; without
-``--n`` nothing of this is imported).
+``--n`` nothing of this is imported). With ``--n`` the point is also looked up in the committed atlas of
+trained models (:mod:`rugtheory.app.atlas_lookup`, no torch): columns :data:`ATLAS_FIELDS` (the
+interpolated trained loss of the converged models, its leave-one-out uncertainty, the models trained
+near the point, flags); "not covered" (empty in CSV, null in JSON) where the atlas does not cover it.
 
 The grid is computed and printed in chunks of :data:`CHUNK` points (4 times as many with
 ``--no-structures``; p varies slowest), so output
@@ -28,7 +31,7 @@ import math
 import sys
 from typing import Any
 
-__all__ = ["CHUNK", "FIELDS", "FINITE_N_FIELDS", "STRUCTURE_FIELDS", "add_parser", "check_n", "compute",
+__all__ = ["ATLAS_FIELDS", "CHUNK", "FIELDS", "FINITE_N_FIELDS", "STRUCTURE_FIELDS", "add_parser", "check_n", "compute",
            "finite_n_columns", "iter_records", "run"]
 
 #: Output columns, in order.
@@ -41,6 +44,12 @@ STRUCTURE_FIELDS = ["expected_structure", "expected_loss", "expected_over_symmet
 FINITE_N_FIELDS = ["n", "m", "rug_finite_n", "rug_finite_n_error", "paired_rug_finite_n", "paired_rug_finite_n_error",
                    "structure_finite_n", "structure_finite_n_error", "structure_finite_n_m", "lowest_finite_n",
                    "lowest_finite_n_loss"]
+#: Extra columns with ``--n`` from the atlas of trained models (:func:`rugtheory.app.atlas_lookup.lookup`, at
+#: r = m/n): the interpolated trained loss (converged models only), its absolute and relative LOO
+#: uncertainty, the trained and converged models at the grid cells around the point, and flags (dead
+#: features, loss far above the expected structure, LOO outliers); None where not covered.
+ATLAS_FIELDS = ["atlas_loss", "atlas_loss_error", "atlas_loo_rel_error", "atlas_models", "atlas_converged",
+                "atlas_flag"]
 #: Grid points computed (and printed) at a time with structures; L* alone (--no-structures) takes
 #: 4 chunks at a time (its per-call overhead dominates small chunks). L* peaks at ~45 KB a point
 #: while computing, so a chunk holds at most ~50 MB whatever the grid size.
@@ -83,7 +92,8 @@ def add_parser(sub: Any) -> None:
         help="also predict at finite n = N (a power of two in [8, 65536]; m = round(r N)): exact finite-n losses "
              "(docs/theory.md §7.5) of L*'s Persian rug, the paired rug and the expected structure, scalars "
              "re-optimised at N, with error estimates: columns " + ", ".join(FINITE_N_FIELDS)
-             + " (~0.5 s a point at N = 1024)",
+             + " (~0.5 s a point at N = 1024), and the committed atlas of trained models at (N, m/N, P): "
+             + ", ".join(ATLAS_FIELDS) + " ('not covered' where it has no converged models around the point)",
     )
 
 
@@ -110,6 +120,7 @@ def check_n(n: float | None) -> int | None:
 
 def finite_n_columns(n: int, p: float, r: float) -> dict[str, Any]:
     """The ``--n`` columns at one point, plus ``finite_n``: every construction's prediction (for JSON)."""
+    from rugtheory.app.atlas_lookup import lookup
     from rugtheory.constructions.finite_n_predictions import finite_n_predictions
 
     m = min(n, max(1, round(r * n)))
@@ -118,7 +129,9 @@ def finite_n_columns(n: int, p: float, r: float) -> dict[str, Any]:
     nan = float("nan")
     pr = res.by_name("paired rug") if "paired rug" in names else None
     rug, es, best = res.by_name("rug"), res.expected, res.best
+    atlas = lookup(n, p, m / n)
     return {
+        **{k: atlas[k] for k in ATLAS_FIELDS},
         "n": n, "m": m, "rug_finite_n": rug.loss, "rug_finite_n_error": rug.error,
         "paired_rug_finite_n": pr.loss if pr else nan, "paired_rug_finite_n_error": pr.error if pr else nan,
         "structure_finite_n": es.loss, "structure_finite_n_error": es.error, "structure_finite_n_m": es.m,
@@ -181,6 +194,8 @@ def _fmt(x: float) -> str:
 
 
 def _cell(x: Any) -> str:
+    if x is None:
+        return "not covered"
     return x if isinstance(x, str) else str(x) if isinstance(x, int) else _fmt(x)
 
 
@@ -229,7 +244,8 @@ class _CsvOut:
 
     def rows(self, records: list[dict[str, Any]]) -> None:
         f = self.fields
-        self._guard(self.writer.writerows, [{k: rec[k] if isinstance(rec[k], str) else repr(rec[k]) for k in f}
+        self._guard(self.writer.writerows, [{k: rec[k] if isinstance(rec[k], str) else "" if rec[k] is None
+                                             else repr(rec[k]) for k in f}
                                             for rec in records])
 
     def close(self) -> None:
@@ -260,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
 
     structures = not args.no_structures
     n = check_n(args.n)
-    extra = FINITE_N_FIELDS if n is not None else []
+    extra = FINITE_N_FIELDS + ATLAS_FIELDS if n is not None else []
     fields = FIELDS + (STRUCTURE_FIELDS if structures else []) + extra
     p, r = _check_grid(args.p, args.r)  # bad values fail before the CSV is touched
     csv_out = _CsvOut(args.csv, fields) if args.csv is not None else None
@@ -304,6 +320,13 @@ def run(args: argparse.Namespace) -> int:
                 f"\nnote: at {underflow} point(s) L* is below the smallest normal float64 ({_TINY:.3g}); its loss "
                 "column is the correctly rounded value (0 or subnormal), while a, b, sigma, theta and s keep full "
                 "precision (docs/theory.md §13.3)\n"
+            )
+        if n is not None and not args.json:
+            out.write(
+                "\natlas_*: the committed atlas of trained models at n = N, r = m/N (rugtheory.app.atlas_lookup): "
+                "atlas_loss interpolates the held-out loss of the converged models only (log(loss/L*) piecewise "
+                "linear in r, log p), atlas_loo_rel_error is its leave-one-out RMS relative error at that n; "
+                "atlas_models/atlas_converged count the trained models at the grid cells around the point\n"
             )
         if later is not None:
             out.write(
