@@ -29,7 +29,7 @@ EXPECTED = {
     "rugtheory.app.report.trained_models:section": (
         "## Validation against trained models",
         {"validation_loss_vs_r.png", "validation_loss_vs_p.png", "validation_predicted_vs_measured.png",
-         "validation_heatmaps_n32.png"} if HAVE_TORCH else set(),
+         "validation_heatmaps_n32.png", "validation_atlas.png"} if HAVE_TORCH else {"validation_atlas.png"},
     ),
     "rugtheory.app.report.finite_n:section": (
         "## Finite-n theory",

@@ -4,7 +4,9 @@ Trains a small grid with the reference recipe (docs/theory.md §9) through :mod:
 ``<out>/validation_store`` (resumable: a rerun of the report reuses finished runs), then writes
 the paper's loss figures, the (r, p) heatmaps and the predicted-vs-measured table
 (:func:`rugtheory.validation.figures.write_section`). Quick mode: n ∈ {64, 128, 256}, r ∈ {0.25, 0.5},
-p ∈ {0.03, 0.1}, at most ``QUICK_STEPS`` steps per model (about two CPU-minutes on an idle core).
+p ∈ {0.03, 0.1}, at most ``QUICK_STEPS`` steps per model (about two CPU-minutes on an idle core): the small
+reproducibility check. Then the atlas part (:mod:`rugtheory.app.report.atlas`: the committed atlas CSV
+against L*, the expected structure and the atlas interpolation; no training, no torch needed).
 """
 
 from __future__ import annotations
@@ -54,9 +56,12 @@ def quick_spec(seed: int = 0, quick: bool = True, smoke: bool = False):  # noqa:
 
 
 def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
+    from rugtheory.app.report.atlas import atlas_part
+
     title = "Validation against trained models"
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("safetensors") is None:
-        return f"## {title}\n\nSkipped: torch and safetensors are needed (`pip install 'rugtheory[train]'`).\n"
+        return (f"## {title}\n\nRetraining skipped: torch and safetensors are needed "
+                f"(`pip install 'rugtheory[train]'`).\n\n{atlas_part(ctx.out_dir)}")
     import torch
 
     from rugtheory.validation.figures import write_section
@@ -84,4 +89,5 @@ def section(ctx) -> str:  # noqa: ANN001 (ReportContext)
         f"(runs already in the store are reused). `rugtheory validate --preset paper` runs the "
         f"paper's grid.\n"
     )
-    return write_section(rows, ctx.out_dir, title=title, intro=intro, prefix="validation")
+    return (write_section(rows, ctx.out_dir, title=title, intro=intro, prefix="validation").rstrip() + "\n\n"
+            + atlas_part(ctx.out_dir))
