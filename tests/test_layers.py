@@ -24,7 +24,7 @@ LAYERS: dict[str, tuple[int, Path]] = {
     "rugtheory.derivations": (2, ROOT / "derivations"),
     "rugtheory.validation": (3, ROOT / "validation"),
     "rugtheory.app": (4, ROOT / "rugtheory" / "app"),
-    "rugtheory.testing": (4, ROOT / "rugtheory" / "testing.py"),  # user-facing test helpers: app level, one module
+    "rugtheory.testing": (4, ROOT / "rugtheory" / "testing"),  # user-facing test helpers: app level
 }
 #: Third-party packages a layer must not import (torch is the harness's alone).
 FORBIDDEN: dict[str, tuple[str, ...]] = {
@@ -81,7 +81,7 @@ def test_no_arrow_points_up(layer: str, path: Path) -> None:
 def test_every_module_belongs_to_a_layer() -> None:
     """Only the package's front door (__init__, __main__) sits outside the layer folders."""
     loose = sorted(p.name for p in (ROOT / "rugtheory").glob("*.py"))
-    assert loose == ["__init__.py", "__main__.py", "testing.py"], loose  # testing.py: a layer of its own (LAYERS)
+    assert loose == ["__init__.py", "__main__.py"], loose
 
 
 def test_layers_import_and_theory_stays_light() -> None:
@@ -98,3 +98,14 @@ def test_layers_import_and_theory_stays_light() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_every_subpackage_is_listed_for_installation() -> None:
+    """pyproject.toml lists its packages explicitly (validation/ and derivations/ are mapped under
+    rugtheory.): a subpackage missing there would import from a checkout but not from an install."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "rugtheory").rglob("__init__.py")}
+    found |= {"rugtheory.validation", "rugtheory.derivations"}
+    assert found == listed, f"missing: {sorted(found - listed)}, stale: {sorted(listed - found)}"
