@@ -31,6 +31,13 @@ import math
 import sys
 from typing import Any
 
+# Extra columns with --n from the atlas of trained models (rugtheory.app.atlas_lookup.lookup, at r = m/n):
+# the interpolated trained loss (converged models only), its absolute and relative LOO uncertainty, the
+# trained and converged models at the grid cells around the point, and flags (dead features, loss far
+# above the expected structure, LOO outliers); None where not covered. That module imports only the
+# standard library and numpy, so predict stays light.
+from rugtheory.app.atlas_lookup import ATLAS_FIELDS
+
 __all__ = ["ATLAS_FIELDS", "CHUNK", "FIELDS", "FINITE_N_FIELDS", "STRUCTURE_FIELDS", "add_parser", "check_n", "compute",
            "finite_n_columns", "iter_records", "run"]
 
@@ -44,12 +51,6 @@ STRUCTURE_FIELDS = ["expected_structure", "expected_loss", "expected_over_symmet
 FINITE_N_FIELDS = ["n", "m", "rug_finite_n", "rug_finite_n_error", "paired_rug_finite_n", "paired_rug_finite_n_error",
                    "structure_finite_n", "structure_finite_n_error", "structure_finite_n_m", "lowest_finite_n",
                    "lowest_finite_n_loss"]
-#: Extra columns with ``--n`` from the atlas of trained models (:func:`rugtheory.app.atlas_lookup.lookup`, at
-#: r = m/n): the interpolated trained loss (converged models only), its absolute and relative LOO
-#: uncertainty, the trained and converged models at the grid cells around the point, and flags (dead
-#: features, loss far above the expected structure, LOO outliers); None where not covered.
-ATLAS_FIELDS = ["atlas_loss", "atlas_loss_error", "atlas_loo_rel_error", "atlas_models", "atlas_converged",
-                "atlas_flag"]
 #: Grid points computed (and printed) at a time with structures; L* alone (--no-structures) takes
 #: 4 chunks at a time (its per-call overhead dominates small chunks). L* peaks at ~45 KB a point
 #: while computing, so a chunk holds at most ~50 MB whatever the grid size.
