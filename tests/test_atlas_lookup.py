@@ -104,3 +104,25 @@ def test_predict_atlas_columns(tmp_path, capsys, monkeypatch):
     assert last["atlas_loss"] == "" and float(dict(zip(header, lines[1].split(","), strict=True))["atlas_loss"]) > 0
     assert main(["predict", "--n", "64", "--p", "0.5", "--r", "0.25", "--no-structures"]) == 0
     assert "not covered" in capsys.readouterr().out
+
+
+def test_report_recipe_comparison_and_robustness_table(tmp_path):
+    """The report's atlas part pairs fast and reference models of the same cell and seed (ratio computed
+    here by hand from the CSV values) and adds the no-dead-features table only when it has extra models."""
+    from rugtheory.app.report.atlas import atlas_part
+
+    header = HEADER.rstrip("\n") + ",steps_run\n"
+    rows = ["# banner\n", header,
+            "64,16,0.25,0.05,0,fast,not converged,0.0021,1e-6,0.003,0.002,0.002,1000\n",
+            "64,16,0.25,0.05,0,reference,converged,0.0020,1e-6,0.003,0.002,0.002,4000\n",
+            "64,16,0.25,0.1,0,fast,converged,0.0040,1e-6,0.005,0.004,0.004,1000\n"]
+    path = tmp_path / "pairs.csv"
+    path.write_text("".join(rows))
+    text = atlas_part(tmp_path, path)
+    section = text[text.index("### Fast recipe against the reference recipe"):]
+    assert "1 pairs trained with both recipes" in section
+    assert f"median {0.0021 / 0.0020:.3f}" in section  # 1.050
+    assert "median 4.0× more steps" in section
+    assert "| 64 | 0.25 | 0.05 | 0 |" in section and "(not converged, 1000)" in section
+    # 2 converged models in the main table; the robustness table adds the not-converged fast model
+    assert "over all 3 trained models **without dead features**" in text

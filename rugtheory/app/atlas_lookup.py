@@ -69,6 +69,8 @@ class AtlasRow:
     lstar: float
     expected_large_n_loss: float
     expected_finite_n_loss: float
+    steps_run: float = math.nan
+    train_seconds: float = math.nan
 
     @property
     def converged(self) -> bool:
@@ -111,7 +113,8 @@ def read_atlas(path: str | Path | None = None) -> list[AtlasRow]:
                                     recipe=d["recipe"], status=d["status"], heldout_loss=_float(d["heldout_loss"]),
                                     heldout_se=_float(d["heldout_se"]), lstar=_float(d["lstar"]),
                                     expected_large_n_loss=_float(d["expected_large_n_loss"]),
-                                    expected_finite_n_loss=_float(d["expected_finite_n_loss"]))
+                                    expected_finite_n_loss=_float(d["expected_finite_n_loss"]),
+                                    steps_run=_float(d.get("steps_run")), train_seconds=_float(d.get("train_seconds")))
                            for d in reader]
     return _CACHE[key]
 

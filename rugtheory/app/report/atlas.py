@@ -106,20 +106,15 @@ def atlas_part(out_dir: Path, csv_path: str | Path | None = None) -> str:
                  "(r, log p) over the converged models at that n, each model predicted from the others "
                  "(at a cell with both seeds converged this is seed scatter, not interpolation); `–` where "
                  "the others do not cover it (`rugtheory.app.atlas_lookup`).\n")
-    lines.append("| predictor | models | median abs. rel. error | worst abs. rel. error | worst at (n, r, p, seed) |")
-    lines.append("|---|---|---|---|---|")
-    for name, pred in preds.items():
-        errs = [(abs(_rel(pred(a), a.heldout_loss)), a) for a in conv]
-        errs = [(e, a) for e, a in errs if math.isfinite(e)]
-        if errs:
-            import numpy as np
-
-            worst = max(errs, key=lambda t: t[0])
-            w = worst[1]
-            lines.append(f"| {name} | {len(errs)} | {100 * float(np.median([e for e, _ in errs])):.2f}% | "
-                         f"{100 * worst[0]:.2f}% | ({w.n}, {w.r:.3g}, {w.p:g}, {w.seed}) |")
-        else:
-            lines.append(f"| {name} | 0 | – | – | – |")
+    lines.extend(_error_table(conv, preds))
+    live = [a for a in rows if a.status in ("converged", "not converged") and math.isfinite(a.heldout_loss)]
+    if len(live) > len(conv):
+        lines.append(f"\nThe same table over all {len(live)} trained models **without dead features**, converged "
+                     "or not (a robustness check, not a result: a run the rule did not call converged may still be "
+                     "falling; the fast recipe's cosine schedule ends before the plateau rule can fire, see the "
+                     "recipe comparison below). The atlas interpolation is left out here: it is built from the "
+                     "converged models only.\n")
+        lines.extend(_error_table(live, {k: v for k, v in preds.items() if not k.startswith("atlas")}))
     if conv:
         lines.append("\nConverged models, predicted vs measured:\n")
         lines.append("| n | recipe | r | p | seed | measured | L* | structure large n | structure finite n | "
@@ -132,4 +127,59 @@ def atlas_part(out_dir: Path, csv_path: str | Path | None = None) -> str:
                          f"{_f(a.expected_large_n_loss)} ({_pct(_rel(a.expected_large_n_loss, a.heldout_loss))}) | "
                          f"{_f(a.expected_finite_n_loss)} ({_pct(_rel(a.expected_finite_n_loss, a.heldout_loss))}) | "
                          f"{_f(x.predicted)} ({_pct(x.rel_error)}) | {'yes' if x.outlier else 'no'} |")
+    lines.extend(_recipe_comparison(rows))
     return "\n".join(lines) + "\n"
+
+
+def _error_table(models, preds) -> list[str]:
+    """Median and worst |relative error| of each predictor over ``models`` (measured = held-out loss)."""
+    import numpy as np
+
+    out = ["| predictor | models | median abs. rel. error | worst abs. rel. error | worst at (n, r, p, seed) |",
+           "|---|---|---|---|---|"]
+    for name, pred in preds.items():
+        errs = [(abs(_rel(pred(a), a.heldout_loss)), a) for a in models]
+        errs = [(e, a) for e, a in errs if math.isfinite(e)]
+        if errs:
+            e_w, w = max(errs, key=lambda t: t[0])
+            out.append(f"| {name} | {len(errs)} | {100 * float(np.median([e for e, _ in errs])):.2f}% | "
+                       f"{100 * e_w:.2f}% | ({w.n}, {w.r:.3g}, {w.p:g}, {w.seed}) |")
+        else:
+            out.append(f"| {name} | 0 | – | – | – |")
+    return out
+
+
+def _recipe_comparison(rows) -> list[str]:
+    """Both recipes at the same (n, r, p, seed): issue 13 item 4 keeps the reference recipe on a subset.
+
+    Ratio = fast held-out loss / reference held-out loss, for the pairs where both trained to a finite loss
+    (any status: the statuses are shown, and the summary line counts the pairs where both converged).
+    """
+    import numpy as np
+
+    key = lambda a: (a.n, round(a.r, 4), a.p, a.seed)  # noqa: E731 (r is m/n to 6 digits in the CSV)
+    by = {}
+    for a in rows:
+        if a.trained and math.isfinite(a.heldout_loss) and a.heldout_loss > 0:
+            by.setdefault(key(a), {})[a.recipe] = a
+    pairs = [(k, d["fast"], d["reference"]) for k, d in sorted(by.items()) if {"fast", "reference"} <= d.keys()]
+    if not pairs:
+        return []
+    ratios = np.array([f.heldout_loss / r.heldout_loss for _, f, r in pairs])
+    both = [f.heldout_loss / r.heldout_loss for _, f, r in pairs if f.converged and r.converged]
+    steps = np.array([r.steps_run / f.steps_run for _, f, r in pairs if f.steps_run > 0 and r.steps_run > 0])
+    out = ["\n### Fast recipe against the reference recipe (same cell, same seed)\n",
+           f"{len(pairs)} pairs trained with both recipes; fast/reference held-out loss: median "
+           f"{np.median(ratios):.3f}, range {ratios.min():.3f}–{ratios.max():.3f}"
+           + (f"; both converged at {len(both)} pairs, median {np.median(both):.3f}" if both else
+              "; no pair where both converged")
+           + (f". The reference recipe ran a median {np.median(steps):.1f}× more steps." if steps.size else ".")
+           + " A ratio below 1 means the fast recipe reached a lower loss (docs/theory.md §9).\n",
+           "| n | r | p | seed | fast: loss (status, steps) | reference: loss (status, steps) | fast / reference |",
+           "|---|---|---|---|---|---|---|"]
+    for (n, _, p, seed), f, r in pairs:
+        out.append(f"| {n} | {f.r:.3g} | {p:g} | {seed} | "
+                   f"{_f(f.heldout_loss)} ({f.status}, {_f(f.steps_run, '.0f')}) | "
+                   f"{_f(r.heldout_loss)} ({r.status}, {_f(r.steps_run, '.0f')}) | "
+                   f"{f.heldout_loss / r.heldout_loss:.3f} |")
+    return out
