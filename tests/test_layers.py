@@ -78,6 +78,15 @@ def test_no_arrow_points_up(layer: str, path: Path) -> None:
     assert not bad, "\n".join(bad)
 
 
+def test_report_never_imports_the_cli() -> None:
+    """Inside the app layer the CLI is the top: the report and the shared app modules (atlas_lookup,
+    rug_figure, claims) serve it, never the reverse."""
+    bad = [f"{path.relative_to(ROOT)}:{line} imports {module}"
+           for path in sorted((ROOT / "rugtheory" / "app").rglob("*.py")) if "cli" not in path.parts
+           for line, module in _imports(path) if module.startswith("rugtheory.app.cli")]
+    assert not bad, "\n".join(bad)
+
+
 def test_every_module_belongs_to_a_layer() -> None:
     """Only the package's front door (__init__, __main__) sits outside the layer folders."""
     loose = sorted(p.name for p in (ROOT / "rugtheory").glob("*.py"))

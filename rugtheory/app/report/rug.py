@@ -97,7 +97,7 @@ def _seed_spread(n: int, p: float, seeds: Any, *, quick: bool) -> str:
 
 def section(ctx: Any) -> str:
     """Markdown for the Persian-rug section; writes rug figures into ``ctx.out_dir``."""
-    from rugtheory.app.cli.rug import draw_rug
+    from rugtheory.app.rug_figure import draw_rug
     from rugtheory.constructions.persian_rug import persian_rug
     from rugtheory.constructions.rug_monte_carlo import format_convergence_table, rug_convergence_table
 
