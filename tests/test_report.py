@@ -20,6 +20,7 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None and importlib.util.fi
 
 # section spec -> (heading prefix, PNG files it must write; None: depends on torch)
 EXPECTED = {
+    "rugtheory.app.report.claims:section": ("## Claims of the paper", set()),
     "rugtheory.app.report.theory:section": ("## Symmetric theory", {"theory_loss_vs_r.png"}),
     "rugtheory.app.report.decoders:section": (
         "## Decoders on the channel",

@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, str] = {
     "validate": "rugtheory.app.cli.validate",
     "rug": "rugtheory.app.cli.rug",
     "tables": "rugtheory.app.cli.tables",
+    "claims": "rugtheory.app.cli.claims",
 }
 
 

@@ -19,6 +19,7 @@ __all__ = ["ReportContext", "SECTIONS", "write_report"]
 
 #: Sections in the order they appear.
 SECTIONS: list[str] = [
+    "rugtheory.app.report.claims:section",
     "rugtheory.app.report.theory:section",
     "rugtheory.app.report.decoders:section",
     "rugtheory.app.report.rug:section",
