@@ -228,3 +228,16 @@ def test_refused_outside_verified_range_with_one_line_message(p, r, match):
     with pytest.raises(ValueError, match=match) as info:
         optimal_symmetric_loss(p, r)
     assert "\n" not in str(info.value)
+
+
+def test_shared_laguerre_orders_are_the_one_order_function_bit_for_bit():
+    # L*'s off terms take R_1 and R_2 from one call (one set of Laguerre exponentials); each must be
+    # exactly the one-order function's value, so that L* is unchanged to the last bit.
+    from rugtheory.theory.channel import scaled_repeated_normal_integral, scaled_repeated_normal_integrals
+
+    a = np.concatenate([np.linspace(0.0, 3.0, 61), np.geomspace(2.0, 1e6, 200), [1.9999999999, 2.0, np.inf]])
+    orders = (2, 1, 0, 3, 4)
+    for n, got in zip(orders, scaled_repeated_normal_integrals(orders, a)):
+        np.testing.assert_array_equal(got, scaled_repeated_normal_integral(n, a))
+    with pytest.raises(ValueError, match="n must be"):
+        scaled_repeated_normal_integrals((5,), a)

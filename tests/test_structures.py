@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize
 
-from rugtheory import optimal_symmetric_loss
+from rugtheory import optimal_symmetric_loss, symmetric_loss
 from rugtheory.constructions.polytopes import (
     MAX_POLYGON_K,
     MAX_SIMPLEX_K,
@@ -279,3 +279,88 @@ def test_untied_pairs_monte_carlo_twin() -> None:
     assert float(untied_pair_loss(p, float(o.t), gains, biases)) == pytest.approx(float(o.loss), rel=1e-12)
     with pytest.raises(ValueError, match=r"t must be in \(0, 1\]"):
         untied_pair_loss(p, 1.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# fast paths (issue 15) against their former routes
+
+
+def _paired_by_quad(p: float, r: float, a: float, theta: float) -> float:
+    """Paired-rug loss at (a, -aθ) by adaptive quadrature over the partner (breaks at the data edges)."""
+    s = math.sqrt((p / 3 - p * p / 4) * (1 / r - 2))
+
+    def f(u: float) -> float:
+        return float(symmetric_loss(a, -a * (theta + u), a * s, p))
+
+    kinks = [u for u in (-theta, 1 - theta) if 0 < u < 1]
+    inner, _ = integrate.quad(f, 0.0, 1.0, points=kinks or None, epsabs=0.0, epsrel=1e-13, limit=200)
+    return (1 - p) * f(0.0) + p * inner
+
+
+@pytest.mark.parametrize("p, r", [(1e-3, 0.25), (0.045, 0.25), (0.3, 0.1), (1.0, 0.005), (0.2, 0.49)])
+def test_paired_rug_moments_against_adaptive_quadrature(p: float, r: float) -> None:
+    from rugtheory.constructions.paired_rug import paired_rug_moments
+
+    s = math.sqrt((p / 3 - p * p / 4) * (1 / r - 2))
+    for theta in (-0.5, 0.0, 0.7 * s, 2.5 * s, 1.1):
+        n, d = (float(x) for x in paired_rug_moments(theta, p, r))
+        # The loss is a^2 D - 2aN + p/3: gains 1 and 2 by quadrature give D and N. Their cancellation
+        # costs up to log10((p/3)/D) digits on top of quad's 1e-13, so 1e-9 relative of p/3.
+        l1, l2 = _paired_by_quad(p, r, 1.0, theta), _paired_by_quad(p, r, 2.0, theta)
+        d_q = (l2 - 2 * l1 + p / 3) / 2
+        n_q = (d_q + p / 3 - l1) / 2
+        assert abs(d * p - d_q) < 1e-9 * p / 3, (theta, d * p, d_q)
+        assert abs(n * p - n_q) < 1e-9 * p / 3, (theta, n * p, n_q)
+
+
+def test_paired_rug_closed_form_search_matches_quadrature_search() -> None:
+    from rugtheory.constructions.paired_rug import (
+        CLOSED_FORM_MAX_S,
+        CLOSED_FORM_MIN_P,
+        optimal_paired_rug_loss,
+        optimal_paired_rug_loss_reference,
+    )
+
+    # Both report paired_rug_loss at their (a*, θ*); only the profile that ranks θ differs (exact vs the
+    # 12-point Gauss-Legendre one, accurate to ~1e-6). The loss is stationary in θ and a, so it moves by
+    # ~(quadrature error)^2: measured <= 1.6e-10 relative (p in [1e-6, 1]; 3e-12 for p >= 1e-4), asserted
+    # 1e-9. The gain and θ move by first order in that error: measured 3e-5 relative and 5e-5 absolute
+    # at p ~ 1e-5 (where the quadrature itself is coarse), ~1e-6 for p >= 1e-4; asserted 1e-4.
+    p = np.concatenate([np.geomspace(1e-6, 1.0, 13), [2e-9]])[:, None]  # 2e-9: below CLOSED_FORM_MIN_P
+    r = np.concatenate([[1e-5, 1e-3], np.linspace(0.005, 0.5, 12)])[None, :]  # 1e-5: s > CLOSED_FORM_MAX_S
+    fast, ref = optimal_paired_rug_loss(p, r), optimal_paired_rug_loss_reference(p, r)
+    np.testing.assert_allclose(fast.loss, ref.loss, rtol=1e-9)
+    np.testing.assert_allclose(fast.gain, ref.gain, rtol=1e-4)
+    np.testing.assert_allclose(fast.bias / fast.gain, ref.bias / ref.gain, rtol=0, atol=1e-4)
+    # outside the closed form's range the two are the same search
+    s = np.sqrt((p / 3 - p * p / 4) * (1 / r - 2))
+    outside = (s > CLOSED_FORM_MAX_S) | (p < CLOSED_FORM_MIN_P)
+    assert outside.sum() >= 20 and (~outside).sum() >= 100
+    for x, y in ((fast.loss, ref.loss), (fast.gain, ref.gain), (fast.bias, ref.bias)):
+        np.testing.assert_array_equal(x[outside], y[outside])
+
+
+def test_grouped_pattern_search_is_the_flat_one_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rugtheory.constructions import polytopes
+
+    p = np.array([1e-9, 1e-3, 0.05, 0.4, 1.0])
+    cons = standard_constructions()
+    out = {}
+    for mode in ("flat", "grouped"):
+        monkeypatch.setattr(polytopes, "PATTERN_EVALUATION", mode)
+        polytopes.clear_caches()
+        polytopes.prefetch_optima(cons, p)
+        out[mode] = [optimal_structure_loss(c, p) for c in cons] + [polytopes.optimal_untied_pairs(p)]
+    for a, b in zip(out["flat"], out["grouped"]):
+        for name in ("loss", "gain", "bias") if hasattr(a, "gain") else ("loss", "t", "gain1", "bias1"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    # and the optimiser's loss is the closed form structure_loss at its own gain and bias: the same terms
+    # summed in another order, and the alternating box-spline sum cancels up to ~5 digits at p = 1 for the
+    # largest simplices (MAX_SIMPLEX_K); 1.9e-11 measured (simplex10), so 1e-10
+    for o in out["grouped"][:-1]:
+        np.testing.assert_allclose(o.loss, structure_loss(o.construction, p, o.gain, o.bias), rtol=1e-10)
+    monkeypatch.setattr(polytopes, "PATTERN_EVALUATION", "fast")
+    polytopes.clear_caches()
+    with pytest.raises(ValueError, match="PATTERN_EVALUATION must be"):
+        polytopes.prefetch_optima(cons, p)
+    polytopes.clear_caches()

@@ -81,6 +81,7 @@ __all__ = [
     "untied_pair_loss",
     "optimal_untied_pairs",
     "UNTIED_PAIR_ASYMMETRIES",
+    "PATTERN_EVALUATION",
 ]
 
 #: Largest simplex size: the box-spline sum for ``k - 1`` equal partners is a finite difference of
@@ -301,12 +302,20 @@ class OptimizedStructure:
 # the basin; a pattern search in (log g, b), vectorised over p, refines it.
 _LOG_G_GRID = np.log(np.geomspace(0.4, 3.2, 12))
 _B_GRID = np.linspace(-1.8, 0.6, 17)
-_STENCIL = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=float)
+#: The 8 neighbours of the 3x3 pattern (the centre's loss is the current best already: a move needs a
+#: strictly lower neighbour, so leaving it out changes no step).
+_STENCIL = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)], dtype=float)
+_STENCIL_WITH_CENTRE = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=float)  # the former one
 #: Stop when both steps are below this. The pattern search can stall on the curved valley of
 #: (log g, b), so the loss it returns is within ~1e-8 relative of the optimum (measured against
 #: Nelder-Mead from several starts in tests/test_structures.py, asserted at 1e-7).
 _STEP_TOL = 1e-8
 _MAX_ELEMENTS = 1_500_000  # corner-axis elements per evaluation chunk (memory ~ 12 MB per array)
+#: How the pattern search evaluates its trials: ``"grouped"`` (rows with equal term counts broadcast
+#: together, the start grid's p-independent terms once per construction, 8 neighbours a step) or
+#: ``"flat"`` (every term of every trial gathered, the 3x3 pattern with its centre: the route before
+#: issue 15, ~3x slower, kept for benchmarks and tests). Both give the same optima bit for bit.
+PATTERN_EVALUATION = "grouped"
 
 
 class _Batch:
@@ -320,6 +329,7 @@ class _Batch:
 
     def __init__(self, cns: list[_Corners], p: np.ndarray) -> None:
         n_p = p.size
+        self.cns, self.n_p = cns, n_p
         self.p = np.tile(p, len(cns))
         self.k = np.repeat([float(cn.n_partners) for cn in cns], n_p)
         self.len = np.repeat([len(cn.coef) for cn in cns], n_p)
@@ -335,9 +345,70 @@ class _Batch:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
             self.w0 = pe**n * (1.0 - pe) ** (ke - n) * coef
         self.n, self.pe, self.has_partner = n, pe, n > 0
+        # Rows grouped by their number of terms L, for the broadcast evaluation of :meth:`loss`: per group,
+        # the constructions' term tables as (constructions, L) arrays and each row's construction in it.
+        self.row_con = np.repeat(np.arange(len(cns)), n_p)
+        self.groups: dict[int, tuple[np.ndarray, ...]] = {}
+        for length in sorted({len(cn.coef) for cn in cns}):
+            members = [i for i, cn in enumerate(cns) if len(cn.coef) == length]
+            count = np.stack([cns[i].count for i in members])
+            self.groups[length] = (
+                np.asarray(members), count, np.stack([cns[i].offset for i in members]),
+                np.array([2.0 / math.factorial(2 + j) for j in range(k_max + 1)])[count],
+                np.array([6.0 / math.factorial(3 + j) for j in range(k_max + 1)])[count],
+            )
+        self.local = np.zeros(len(cns), dtype=int)  # index of each construction inside its group
+        for members, *_ in self.groups.values():
+            self.local[members] = np.arange(members.size)
 
     def loss(self, rows: np.ndarray, log_g: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Exact loss at (A, S) arrays of (log g, b) for the rows ``rows`` (A,), chunked to bound memory."""
+        """Exact loss at (A, S) arrays of (log g, b) for the rows ``rows`` (A,), chunked to bound memory.
+
+        With :data:`PATTERN_EVALUATION` ``"grouped"`` (the default) rows with the same number of terms
+        are evaluated as one (rows, S, terms) broadcast, bit for bit the flat route's values (same
+        arithmetic in the same order, same sums) without its nine gathers per term.
+        """
+        if PATTERN_EVALUATION == "flat":
+            return self.loss_flat(rows, log_g, b)
+        out = np.empty(log_g.shape)
+        length = self.len[rows]
+        for group_len, (_, count, offset, fact2, fact3) in self.groups.items():
+            at = np.flatnonzero(length == group_len)
+            step = max(1, _MAX_ELEMENTS // (group_len * log_g.shape[1]))
+            for s0 in range(0, at.size, step):
+                sel = at[s0:s0 + step]
+                rr = rows[sel]
+                loc = self.local[self.row_con[rr]]
+                w0 = self.w0[self.start[rr][:, None] + np.arange(group_len)][:, None, :]
+                out[sel] = self._loss_broadcast(rr, log_g[sel], b[sel], w0, count[loc][:, None, :],
+                                                offset[loc][:, None, :], fact2[loc][:, None, :],
+                                                fact3[loc][:, None, :])
+        return out
+
+    def _loss_broadcast(self, rows: np.ndarray, log_g: np.ndarray, b: np.ndarray, w0: np.ndarray, n: np.ndarray,
+                        off: np.ndarray, f2: np.ndarray, f3: np.ndarray) -> np.ndarray:
+        """:meth:`_loss` for rows of one term count L: term arrays (A, 1, L), trials (A, S)."""
+        g = np.exp(log_g)
+        ge, be = g[..., None], b[..., None]
+        pe = self.p[rows][:, None, None]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            weight = w0 / ge**n
+        lo = np.maximum(be + ge * off, 0.0)
+        hi = np.maximum(be + ge + ge * off, 0.0)
+        m_b2 = f2 * lo ** (2 + n)
+        m_hi2 = f2 * hi ** (2 + n)
+        m_diff3 = f3 * (hi ** (3 + n) - lo ** (3 + n))
+        b_part = (1.0 / (3.0 * ge) + 1.0 / (3.0 * ge**2)) * m_diff3 - m_hi2 / ge
+        b_part = np.where(n > 0, b_part, 0.0)  # the S = {} term is added below in stable form
+        terms = (weight * ((1.0 - pe) * m_b2 + pe * b_part)).ravel()
+        total = np.add.reduceat(terms, np.arange(0, terms.size, n.shape[-1])).reshape(g.shape)
+        p = self.p[rows][:, None]
+        with np.errstate(divide="ignore"):
+            log_p0 = self.k[rows][:, None] * np.log1p(-p)
+        return total - p / 3.0 * np.expm1(log_p0) + np.exp(log_p0) * p * _alone_error(g, b)
+
+    def loss_flat(self, rows: np.ndarray, log_g: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """:meth:`loss` by the flat route (every term of every trial gathered): the former evaluation."""
         out = np.empty(log_g.shape)
         csum = np.cumsum(log_g.shape[1] * self.len[rows])
         s = 0
@@ -346,6 +417,47 @@ class _Batch:
             e = max(s + 1, int(np.searchsorted(csum, done + _MAX_ELEMENTS, side="right")))
             out[s:e] = self._loss(rows[s:e], log_g[s:e], b[s:e])
             s = e
+        return out
+
+    def grid_loss(self, log_g: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Exact loss at the SAME trials (1-d ``log_g``, ``b``) for every row: (rows, trials).
+
+        Bit for bit what :meth:`loss` gives for these trials broadcast to every row (the same arithmetic
+        in the same order, and the same sums), but the terms that do not depend on p (the powers of
+        ``lo`` and ``hi``, ``g^N``) are computed once per construction instead of once per p.
+        """
+        out = np.empty((self.p.size, log_g.size))
+        g = np.exp(log_g)
+        ge, be = g[:, None], b[:, None]
+        for i, cn in enumerate(self.cns):
+            n, off = cn.count, cn.offset
+            k_max = cn.n_partners
+            fact2 = np.array([2.0 / math.factorial(2 + j) for j in range(k_max + 1)])[n]
+            fact3 = np.array([6.0 / math.factorial(3 + j) for j in range(k_max + 1)])[n]
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+                g_n = ge**n
+            lo = np.maximum(be + ge * off, 0.0)
+            hi = np.maximum(be + ge + ge * off, 0.0)
+            m_b2 = fact2 * lo ** (2 + n)
+            m_hi2 = fact2 * hi ** (2 + n)
+            m_diff3 = fact3 * (hi ** (3 + n) - lo ** (3 + n))
+            b_part = (1.0 / (3.0 * ge) + 1.0 / (3.0 * ge**2)) * m_diff3 - m_hi2 / ge
+            b_part = np.where(n > 0, b_part, 0.0)
+            rows = np.arange(i * self.n_p, (i + 1) * self.n_p)
+            length = len(cn.coef)
+            step = max(1, _MAX_ELEMENTS // (length * g.size))
+            for s0 in range(0, rows.size, step):
+                rr = rows[s0:s0 + step]
+                w0 = np.stack([self.w0[self.start[j]:self.start[j] + length] for j in rr])[:, None, :]
+                pe = self.p[rr][:, None, None]
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+                    weight = w0 / g_n
+                terms = (weight * ((1.0 - pe) * m_b2 + pe * b_part)).ravel()
+                total = np.add.reduceat(terms, np.arange(0, terms.size, length)).reshape(rr.size, g.size)
+                p = self.p[rr][:, None]
+                with np.errstate(divide="ignore"):
+                    log_p0 = self.k[rr][:, None] * np.log1p(-p)
+                out[rr] = total - p / 3.0 * np.expm1(log_p0) + np.exp(log_p0) * p * _alone_error(g, b)
         return out
 
     def _loss(self, rows: np.ndarray, log_g: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -377,12 +489,18 @@ class _Batch:
 
 def _optimize_batch(cns: list[_Corners], p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Grid + pattern search of every construction at every p at once; arrays (len(cns), p.size)."""
+    if PATTERN_EVALUATION not in ("grouped", "flat"):
+        raise ValueError(f"PATTERN_EVALUATION must be 'grouped' or 'flat', got {PATTERN_EVALUATION!r}")
     bt = _Batch(cns, p)
     n_rows = bt.p.size
     lg, bb = np.meshgrid(_LOG_G_GRID, _B_GRID, indexing="ij")
     lg, bb = lg.ravel(), bb.ravel()
     all_rows = np.arange(n_rows)
-    grid = bt.loss(all_rows, np.broadcast_to(lg, (n_rows, lg.size)), np.broadcast_to(bb, (n_rows, bb.size)))
+    if PATTERN_EVALUATION == "flat":  # the former route: every row's grid through the flat evaluation
+        grid = bt.loss(all_rows, np.broadcast_to(lg, (n_rows, lg.size)), np.broadcast_to(bb, (n_rows, bb.size)))
+    else:  # the same values bit for bit, p-independent terms once per construction
+        grid = bt.grid_loss(lg, bb)
+    stencil = _STENCIL_WITH_CENTRE if PATTERN_EVALUATION == "flat" else _STENCIL
     best = np.argmin(grid, axis=1)
     x = np.stack([lg[best], bb[best]], axis=1)
     f = grid[all_rows, best]
@@ -392,7 +510,7 @@ def _optimize_batch(cns: list[_Corners], p: np.ndarray) -> tuple[np.ndarray, np.
         if not active.any():
             break
         idx = np.flatnonzero(active)
-        trial = x[idx, None, :] + _STENCIL[None] * step[idx, None, :]
+        trial = x[idx, None, :] + stencil[None] * step[idx, None, :]
         vals = bt.loss(idx, trial[..., 0], trial[..., 1])
         j = np.argmin(vals, axis=1)
         improved = vals[np.arange(idx.size), j] < f[idx]

@@ -35,6 +35,7 @@ __all__ = [
     "channel_scale",
     "repeated_normal_integral",
     "scaled_repeated_normal_integral",
+    "scaled_repeated_normal_integrals",
     "truncated_normal_moments",
     "TruncatedNormalMoments",
     "channel_density",
@@ -112,9 +113,36 @@ def scaled_repeated_normal_integral(n: int, a: np.ndarray, *, precise: bool = Tr
     return out
 
 
-def _closed_form_I(n: int, x: np.ndarray) -> np.ndarray:
-    Phi = special.ndtr(x)
-    ph = norm_pdf(x)
+def scaled_repeated_normal_integrals(orders: tuple[int, ...], a: np.ndarray) -> list[np.ndarray]:
+    """``[R_n(a) for n in orders]`` of :func:`scaled_repeated_normal_integral` (``precise=True``), bit for bit.
+
+    The orders share the costly parts: Φ and φ at ``a < 2``, and the Gauss–Laguerre factor
+    ``exp(−(x_k/a)²/2)`` (48 exponentials per element) at ``a >= 2``; each order is then the same
+    arithmetic as the one-order function, so the results are identical (tests/test_optimum.py).
+    """
+    for n in orders:
+        check_int(n, "n", low=0, high=4)
+    a = np.asarray(a, dtype=np.float64)
+    outs = [np.empty_like(a) for _ in orders]
+    small = a < _LAGUERRE_FROM
+    if small.any():
+        x = -a[small]
+        cdf, pdf = special.ndtr(x), norm_pdf(x)
+        for o, n in zip(outs, orders):
+            o[small] = _closed_form_I(n, x, cdf, pdf) / pdf
+    big = ~small
+    if big.any():
+        ab = a[big]
+        factor = np.exp(-0.5 * (_LAG_X / ab[..., None]) ** 2)
+        for o, n in zip(outs, orders):
+            o[big] = np.sum(_LAG_W * _LAG_X**n * factor, axis=-1) / (_FACT[n] * ab ** (n + 1))
+    return outs
+
+
+def _closed_form_I(n: int, x: np.ndarray, Phi: np.ndarray | None = None, ph: np.ndarray | None = None) -> np.ndarray:
+    """``I_n(x)`` from Φ(x) and φ(x) (computed here unless given)."""
+    Phi = special.ndtr(x) if Phi is None else Phi
+    ph = norm_pdf(x) if ph is None else ph
     if n == 0:
         return Phi
     if n == 1:

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rugtheory.theory.channel import scaled_repeated_normal_integral
+from rugtheory.theory.channel import scaled_repeated_normal_integrals
 from rugtheory.theory.checks import check_probability, check_ratio
 from rugtheory.theory.display import with_compact_repr
 from rugtheory.theory.gauss_legendre import gauss_legendre_unit
@@ -208,8 +208,9 @@ def _off_terms(theta: np.ndarray, s: np.ndarray, p: np.ndarray) -> tuple[np.ndar
         if pos.any():
             t, pp, ss = tau[pos], p[pos], s[pos]
             e = np.exp(-0.5 * t * t + np.log1p(-pp) - np.log(pp)) / SQRT_2PI
-            out2[pos] = ss * ss * (2.0 * scaled_repeated_normal_integral(2, t) * e)
-            out1[pos] = ss * (scaled_repeated_normal_integral(1, t) * e)
+            r2, r1 = scaled_repeated_normal_integrals((2, 1), t)  # one set of Laguerre exponentials
+            out2[pos] = ss * ss * (2.0 * r2 * e)
+            out1[pos] = ss * (r1 * e)
         neg = ~pos
         if neg.any():
             t, pp, ss = tau[neg], p[neg], s[neg]
