@@ -16,7 +16,12 @@ torch = pytest.importorskip("torch")
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rugtheory.validation.steps import batch_loss, loss_and_grads, sparse_loss_and_grads  # noqa: E402
+from rugtheory.validation.steps import (  # noqa: E402
+    batch_loss,
+    loss_and_grads,
+    sparse_loss_and_grads,
+    stored_transposed,
+)
 from rugtheory.validation.streams import DataStream  # noqa: E402
 from rugtheory.validation.train import (  # noqa: E402
     InstanceBatch,
@@ -217,6 +222,80 @@ def test_padded_units_stay_exactly_zero():
     assert torch.count_nonzero(state.w_in[0, 2:]) == 0
     assert torch.count_nonzero(state.w_out[0, :, 2:]) == 0
     assert torch.count_nonzero(state.w_in[0, :2]) == 2 * 24
+
+
+def _stored_like(w_in, storage):
+    """``w_in`` as the trainer holds it: plainly, or as the (I, M, n) view of a row-major W_in^T."""
+    return w_in.clone() if storage == "plain" else w_in.transpose(1, 2).contiguous().transpose(1, 2)
+
+
+@pytest.mark.parametrize("storage", ["plain", "transposed"])
+def test_step_gradients_in_either_w_in_storage(storage):
+    """Both step functions take W_in stored plainly or transposed and return dL/dW_in in the
+    memory layout of W_in (what the fused Adam kernel needs), equal to autograd's. n = 33 and
+    batch 40 make the factor 2/(B n) no power of two, so folding it into the GEMMs is tested
+    for real. float64: only summation order differs, so 1e-10 relative (observed < 1e-13)."""
+    gen = torch.Generator().manual_seed(4)
+    ps = (0.07, 0.02)
+    inst, batch, n, m = len(ps), 40, 33, 5
+    w_in = _stored_like(0.3 * torch.randn(inst, m, n, generator=gen, dtype=torch.float64), storage)
+    w_out = 0.3 * torch.randn(inst, n, m, generator=gen, dtype=torch.float64)
+    b = 0.1 * torch.randn(inst, n, generator=gen, dtype=torch.float64) - 0.02
+    assert stored_transposed(w_in) == (storage == "transposed")
+    x_sparse = DataStream([1, 2], ps, "train", torch.device("cpu"), torch.float64).draw_sparse(batch, n)
+    x = x_sparse.dense()
+    leaves = [t.detach().clone().requires_grad_(True) for t in (w_in, w_out, b)]
+    y = torch.relu(torch.einsum("ibn,imn->ibm", x, leaves[0]) @ leaves[1].transpose(1, 2) + leaves[2][:, None, :])
+    ((y - x) ** 2).mean(dim=(1, 2)).sum().backward()
+    for loss, grads in (sparse_loss_and_grads(w_in, w_out, b, x_sparse), loss_and_grads(w_in, w_out, b, x.clone())):
+        torch.testing.assert_close(loss, ((y - x) ** 2).mean(dim=(1, 2)).detach(), rtol=1e-12, atol=0)
+        for grad, param, leaf in zip(grads, (w_in, w_out, b), leaves):
+            assert grad.shape == param.shape and grad.stride() == param.stride()
+            torch.testing.assert_close(grad, leaf.grad, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_transposed_w_in_storage_trains_like_plain(dtype, tol):
+    """The fast path (W_in stored transposed: no weight copies in the sparse step) against its slow
+    twin (stored plainly), 300 steps from the same seeds, in three width buckets: a sparse one with
+    padding and one lr (fused Adam on strided views), a sparse one with two lrs (the per-instance
+    Adam formula) and a dense-step one (p = 0.3, stored transposed on request). n = 24, batch 64:
+    2/(B n) is no power of two, so rounding may differ.
+
+    float64: agreement to 1e-12 (only operand layout and the place of the scale differ). float32:
+    300 Adam steps amplify 1-ulp differences to ~1e-7 at most (observed); 1e-5 absolute on weights
+    of size ~0.3 allows other BLAS builds yet rules out a layout mix-up (a gradient applied in the
+    wrong memory order moves weights by ~1e-2 within a few steps).
+    """
+    kw = dict(dtype=dtype, steps=300, check_every=100, window=100)
+    configs = [
+        _cfg(m=20, seed=1, p=0.05, **kw), _cfg(m=18, seed=2, p=0.08, **kw),  # one lr, padded: fused Adam
+        _cfg(m=8, seed=4, p=0.05, lr=0.01, **kw), _cfg(m=7, seed=5, p=0.02, **kw),  # two lrs: Adam formula
+        _cfg(m=5, seed=3, p=0.3, **kw),  # dense step
+    ]
+    fast = train_models(configs, device="cpu", w_in_storage="transposed")
+    slow = train_models(configs, device="cpu", w_in_storage="plain")
+    default = train_models(configs, device="cpu")  # sparse buckets transposed, the dense one plain
+    for got, twin, dflt in zip(fast, slow, default):
+        assert got.W_in.flags.c_contiguous and got.W_in.shape == twin.W_in.shape
+        for name in ("W_in", "W_out", "b"):
+            np.testing.assert_allclose(getattr(got, name), getattr(twin, name), atol=tol, rtol=0)
+            np.testing.assert_allclose(getattr(dflt, name), getattr(twin, name), atol=tol, rtol=0)
+        assert abs(got.heldout_loss - twin.heldout_loss) <= tol
+        assert got.steps_run == twin.steps_run
+
+
+def test_adam_step_refuses_a_gradient_in_another_layout():
+    cfg = _cfg()
+    state = InstanceBatch([cfg], [0], torch.device("cpu"), torch.float64, w_in_storage="transposed")
+    grads = [torch.ones(1, cfg.m, cfg.n, dtype=torch.float64), torch.zeros_like(state.w_out),
+             torch.zeros_like(state.b)]  # grads[0] plain, W_in transposed
+    with pytest.raises(ValueError, match=r"grads\[0\] must have the shape and memory layout"):
+        adam_step(state, grads, 1, cfg)
+    with pytest.raises(ValueError, match="w_in_storage must be"):
+        InstanceBatch([cfg], [0], torch.device("cpu"), torch.float64, w_in_storage="columns")
+    with pytest.raises(ValueError, match="w_in_storage must be"):
+        train_models([cfg], w_in_storage="columns")
 
 
 def test_deterministic_under_seed():

@@ -28,6 +28,7 @@ __all__ = [
     "sparse_forward",
     "sparse_loss_and_grads",
     "stacked_rows",
+    "stored_transposed",
 ]
 
 #: Rows per evaluation chunk. Fixed, so that a config's held-out and confirmation samples are the
@@ -99,7 +100,9 @@ def loss_and_grads(
 
     h = x W_in^T, z = h W_out^T + b, y = ReLU(z), L = mean (y - x)^2 over batch and features;
     dL/dz = 2 (y - x) 1[z > 0] / (B n), dW_out = dz^T h, db = Σ_batch dz, dW_in = (dz W_out)^T x.
-    tests/test_validation_train.py checks these against autograd.
+    The factor 2/(B n) is applied inside the GEMMs (``alpha``), never in a pass of its own. Each
+    gradient has the memory layout of its parameter (:func:`stored_transposed`), as the fused Adam
+    kernel needs. tests/test_validation_train.py checks these against autograd, in both layouts.
     """
     inst, batch, n = x.shape
     scale = 2.0 / (batch * n)
@@ -108,19 +111,38 @@ def loss_and_grads(
     diff = torch.relu(z).sub_(x)
     flat = diff.view(inst, 1, batch * n)
     loss = torch.bmm(flat, flat.transpose(1, 2)).view(inst) / (batch * n)  # one fused pass (BLAS dot)
-    # dz = diff · 1[z > 0] (one fused pass: ReLU's backward kernel); the factor 2/(B n) is applied
-    # to the small gradient tensors instead of the large dz.
+    # dz = diff · 1[z > 0] (one fused pass: ReLU's backward kernel).
     dz = torch.ops.aten.threshold_backward(diff, z, 0)
-    g_out = torch.bmm(dz.transpose(1, 2), h).mul_(scale)
+    zero = dz.new_zeros(())  # baddbmm's ignored input: with beta=0 the product is scaled inside the GEMM
+    g_out = torch.baddbmm(zero, dz.transpose(1, 2), h, beta=0, alpha=scale)
     g_b = dz.sum(dim=1).mul_(scale)
-    g_in = torch.bmm(torch.bmm(dz, w_out).transpose(1, 2), x).mul_(scale)
+    dh = torch.baddbmm(zero, dz, w_out, beta=0, alpha=scale)  # dL/dh = scale · dz W_out, (I, B, M)
+    if stored_transposed(w_in):  # dW_in^T = x^T dh, written where W_in^T lives
+        g_in = torch.bmm(x.transpose(1, 2), dh).transpose(1, 2)
+    else:
+        g_in = torch.bmm(dh.transpose(1, 2), x)
     return loss, [g_in, g_out, g_b]
 
 
 def stacked_rows(w_in: torch.Tensor) -> torch.Tensor:
-    """The W_in^T of every instance stacked as one row-major (I n, M) matrix (embedding_bag's fast path)."""
+    """The W_in^T of every instance stacked as one row-major (I n, M) matrix (embedding_bag's fast path).
+
+    A view when W_in is stored transposed (:func:`stored_transposed`); otherwise a transposing copy,
+    one pass over the n·M weights per call (at n = 8192 a fifth of the step before the trainer
+    stored W_in transposed: ``python -m benchmarks trainer_roofline``).
+    """
     inst, big_m, n = w_in.shape
     return w_in.transpose(1, 2).contiguous().view(inst * n, big_m)
+
+
+def stored_transposed(w_in: torch.Tensor) -> bool:
+    """Whether the (I, M, n) ``w_in`` is a view of a row-major (I, n, M) array of the W_in^T.
+
+    The CPU trainer stores W_in so (``InstanceBatch(w_in_storage="transposed")``): the sparse
+    step's ``embedding_bag`` reads the rows of W_in^T and writes the rows of dL/dW_in^T, so neither
+    needs a transposing copy. The step functions return dL/dW_in in the layout of ``w_in``.
+    """
+    return w_in.transpose(1, 2).is_contiguous()
 
 
 def sparse_forward(w_in_t: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor,
@@ -151,6 +173,11 @@ def sparse_loss_and_grads(
 
         loss = Σ (y − x)^2 = Σ dz^2 + Σ_{x_j > 0, y_j = 0} x_j^2.
 
+    With W_in stored transposed (:func:`stored_transposed`) neither product with x copies a weight
+    matrix: ``h`` gathers rows of the stored W_in^T and dL/dW_in is returned as a view of the
+    row-major dL/dW_in^T that ``embedding_bag`` writes. The factor 2/(B n) is applied inside the
+    GEMMs (``alpha``), never in a pass over a weight-sized tensor.
+
     tests/test_validation_train.py checks it against the dense route and autograd.
     """
     inst, big_m, n = w_in.shape
@@ -169,12 +196,15 @@ def sparse_loss_and_grads(
     else:
         loss = loss.index_add_(0, x.instance, missed)
     loss = loss / (batch * n)
-    g_out = torch.bmm(dz.transpose(1, 2), h).mul_(scale)
+    zero = dz.new_zeros(())  # baddbmm's ignored input: with beta=0 the product is scaled inside the GEMM
+    g_out = torch.baddbmm(zero, dz.transpose(1, 2), h, beta=0, alpha=scale)
     g_b = dz.sum(dim=1).mul_(scale)
-    dh = torch.bmm(dz, w_out).view(inst * batch, big_m)
+    dh = torch.baddbmm(zero, dz, w_out, beta=0, alpha=scale).view(inst * batch, big_m)  # scale · dL/dh
     g_in_t = torch.nn.functional.embedding_bag(x.cols_index, dh, x.cols_offsets, mode="sum",
-                                               per_sample_weights=x.cols_values)
-    g_in = g_in_t.view(inst, n, big_m).transpose(1, 2).contiguous().mul_(scale)
+                                               per_sample_weights=x.cols_values).view(inst, n, big_m)
+    g_in = g_in_t.transpose(1, 2)
+    if not stored_transposed(w_in):
+        g_in = g_in.contiguous()  # a transposing copy: the layout of a plainly stored W_in
     return loss, [g_in, g_out, g_b]
 
 

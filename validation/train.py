@@ -79,6 +79,7 @@ __all__ = [
     "InstanceBatch",
     "TrainConfig",
     "TrainedModel",
+    "W_IN_STORAGES",
     "adam_step",
     "fast_recipe_steps",
     "recipe_fields",
@@ -321,16 +322,34 @@ class TrainedModel:
         return self.W_out.astype(np.float64) @ self.W_in.astype(np.float64)
 
 
-class InstanceBatch:
-    """Training state of the active instances, with everything indexed along axis 0."""
+#: How :class:`InstanceBatch` may hold W_in (:func:`rugtheory.validation.steps.stored_transposed`).
+W_IN_STORAGES = ("plain", "transposed")
 
-    def __init__(self, configs: Sequence[TrainConfig], idx: list[int], device: torch.device, dtype: torch.dtype):
+
+class InstanceBatch:
+    """Training state of the active instances, with everything indexed along axis 0.
+
+    ``w_in_storage``: ``"plain"`` holds each W_in as a row-major (M, n) array; ``"transposed"``
+    holds the row-major (n, M) W_in^T and ``w_in`` is its (I, M, n) transposed view (as are the
+    Adam moments of W_in), so that the sparse step reads and writes rows of W_in^T without a
+    transposing copy. The numbers are the same either way; only the memory order differs.
+    """
+
+    def __init__(self, configs: Sequence[TrainConfig], idx: list[int], device: torch.device, dtype: torch.dtype,
+                 *, w_in_storage: str = "plain"):
+        if w_in_storage not in W_IN_STORAGES:
+            raise ValueError(f"w_in_storage must be one of {', '.join(map(repr, W_IN_STORAGES))}, "
+                             f"got {w_in_storage!r}")
         n = configs[idx[0]].n
         big_m = max(configs[i].m for i in idx)
         count = len(idx)
         self.idx = list(idx)
         self.seeds = [configs[i].seed for i in idx]
-        self.w_in = torch.zeros(count, big_m, n, dtype=dtype)
+        self.w_in_storage = w_in_storage
+        if w_in_storage == "transposed":
+            self.w_in = torch.zeros(count, n, big_m, dtype=dtype).transpose(1, 2)
+        else:
+            self.w_in = torch.zeros(count, big_m, n, dtype=dtype)
         self.w_out = torch.zeros(count, n, big_m, dtype=dtype)
         self.b = torch.zeros(count, n, dtype=dtype)
         self.mask = torch.zeros(count, big_m, 1, dtype=dtype)
@@ -359,13 +378,32 @@ class InstanceBatch:
         self.seeds = [self.seeds[k] for k in keep]
         self.lr_values = [self.lr_values[k] for k in keep]
         self.ms = [self.ms[k] for k in keep]
-        self.w_in, self.w_out, self.b = (t.index_select(0, sel) for t in self.params)
+        self.w_in, self.w_out, self.b = (_select(t, sel) for t in self.params)
         self.params = [self.w_in, self.w_out, self.b]
-        self.exp_avg = [t.index_select(0, sel) for t in self.exp_avg]
-        self.exp_avg_sq = [t.index_select(0, sel) for t in self.exp_avg_sq]
+        self.exp_avg = [_select(t, sel) for t in self.exp_avg]
+        self.exp_avg_sq = [_select(t, sel) for t in self.exp_avg_sq]
         self.mask, self.p, self.lr, self.ema, self.first_bad = (
             t.index_select(0, sel) for t in (self.mask, self.p, self.lr, self.ema, self.first_bad)
         )
+
+
+def _select(t: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
+    """``t.index_select(0, sel)`` in the memory layout of ``t`` (plain, or a transposed view)."""
+    if t.dim() == 3 and not t.is_contiguous() and t.transpose(1, 2).is_contiguous():
+        return t.transpose(1, 2).index_select(0, sel).transpose(1, 2)
+    return t.index_select(0, sel)
+
+
+def _memory_order(t: torch.Tensor) -> torch.Tensor:
+    """A contiguous view of ``t`` (``t`` itself, or its (1, 2) transpose when W_in is stored transposed)."""
+    if t.dim() == 3 and not t.is_contiguous() and t.transpose(1, 2).is_contiguous():
+        return t.transpose(1, 2)
+    return t
+
+
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same shape and the same memory order (strides of size-1 axes do not matter)."""
+    return a.shape == b.shape and all(sa == sb for sa, sb, size in zip(a.stride(), b.stride(), a.shape) if size > 1)
 
 
 def adam_step(st: InstanceBatch, grads: list[torch.Tensor], step: int, cfg: TrainConfig) -> None:
@@ -374,6 +412,8 @@ def adam_step(st: InstanceBatch, grads: list[torch.Tensor], step: int, cfg: Trai
     When every instance of the batch has the same lr (the recipe's 3e-3/sqrt(n) at one n), this is
     torch's fused CPU/CUDA kernel (``torch._fused_adam_``, what ``torch.optim.Adam(fused=True)``
     runs); otherwise the single-tensor formula written out with the lr broadcast per instance.
+    The fused kernel walks parameter, gradient and moments in memory order, so every gradient must
+    have the layout of its parameter (the step functions return them so; checked here).
     tests/test_validation_train.py checks both against ``torch.optim`` on an ``nn.Module``.
     """
     beta1, beta2 = cfg.beta1, cfg.beta2
@@ -384,12 +424,18 @@ def adam_step(st: InstanceBatch, grads: list[torch.Tensor], step: int, cfg: Trai
     if any(m < st.w_in.shape[1] for m in st.ms):  # padded units: their (zero) gradients stay zero
         grads[0].mul_(st.mask)
         grads[1].mul_(st.mask.transpose(1, 2))
+    for k, (param, grad) in enumerate(zip(st.params, grads)):
+        if not _same_layout(param, grad):
+            raise ValueError(f"grads[{k}] must have the shape and memory layout of its parameter: shape "
+                             f"{tuple(grad.shape)}, strides {grad.stride()} vs {tuple(param.shape)}, {param.stride()}")
     if len(set(st.lr_values)) == 1 and hasattr(torch, "_fused_adam_"):
         fused = torch._fused_adamw_ if adamw else torch._fused_adam_
         steps = [torch.tensor(float(step), dtype=torch.float32, device=st.w_in.device) for _ in st.params]
         lr0 = st.lr_values[0] if factor == 1.0 else st.lr_values[0] * factor
-        fused(st.params, grads, st.exp_avg, st.exp_avg_sq, [], steps, lr=lr0, beta1=beta1,
-              beta2=beta2, weight_decay=decay, eps=eps, amsgrad=False, maximize=False)
+        # The kernel copies a non-contiguous tensor to a contiguous one and back (four weight-sized
+        # round trips for a transposed W_in); the update is elementwise, so it gets contiguous views.
+        fused(*([_memory_order(t) for t in ts] for ts in (st.params, grads, st.exp_avg, st.exp_avg_sq)), [], steps,
+              lr=lr0, beta1=beta1, beta2=beta2, weight_decay=decay, eps=eps, amsgrad=False, maximize=False)
         return
     bias1 = 1 - beta1**step
     bias2_sqrt = math.sqrt(1 - beta2**step)
@@ -437,6 +483,7 @@ def train_models(
     on_result: Callable[[int, TrainedModel], None] | None = None,
     max_padding: float = 0.25,
     sparse: bool | None = None,
+    w_in_storage: str | None = None,
 ) -> list[TrainedModel]:
     """Train every config as one batched tensor program; return the models in input order.
 
@@ -464,12 +511,20 @@ def train_models(
         (``embedding_bag`` on the ~p·B·n active entries of x) or the dense batched products.
         Default: sparse on the CPU, dense on CUDA. Both give the same model up to rounding
         (tests/test_validation_train.py); ``benchmarks/bench_training.py`` times them.
+    w_in_storage : {"plain", "transposed"}, optional
+        Memory layout of W_in (:class:`InstanceBatch`). Default: ``"transposed"`` for the buckets
+        that run the sparse step (it then copies no weight matrix), ``"plain"`` for the others.
+        Both give the same model up to rounding (tests/test_validation_train.py);
+        ``python -m benchmarks trainer_roofline`` times them.
     """
     configs = list(configs)
     if not configs:
         return []
     _check_batch(configs, max_padding, sparse)
-    run = _Run(configs, torch.device(device or default_device()), max_padding, sparse, on_result)
+    if w_in_storage is not None and w_in_storage not in W_IN_STORAGES:
+        raise ValueError(f"w_in_storage must be None or one of {', '.join(map(repr, W_IN_STORAGES))}, "
+                         f"got {w_in_storage!r}")
+    run = _Run(configs, torch.device(device or default_device()), max_padding, sparse, on_result, w_in_storage)
     cfg = configs[0]
     bar = None
     if progress:
@@ -514,14 +569,18 @@ class _Run:
     has been recorded per config (loss histories, convergence steps, finished models)."""
 
     def __init__(self, configs: list[TrainConfig], dev: torch.device, max_padding: float, sparse: bool | None,
-                 on_result: Callable[[int, TrainedModel], None] | None) -> None:
+                 on_result: Callable[[int, TrainedModel], None] | None, w_in_storage: str | None = None) -> None:
         self.configs, self.dev, self.on_result = configs, dev, on_result
         self.cfg = cfg = configs[0]
         dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-        self.states = [InstanceBatch(configs, idx, dev, dtype) for idx in _buckets(configs, max_padding)]
+        buckets = _buckets(configs, max_padding)
         self.sparse_step = [
             sparse_default(dev, ps) if sparse is None else sparse and all(p <= SPARSE_P for p in ps)
-            for ps in ([configs[i].p for i in st.idx] for st in self.states)
+            for ps in ([configs[i].p for i in idx] for idx in buckets)
+        ]
+        self.states = [
+            InstanceBatch(configs, idx, dev, dtype, w_in_storage=w_in_storage or ("transposed" if use else "plain"))
+            for idx, use in zip(buckets, self.sparse_step)
         ]
         self.streams = [DataStream(st.seeds, [configs[i].p for i in st.idx], "train", dev, dtype) for st in self.states]
         self.results: dict[int, TrainedModel] = {}
