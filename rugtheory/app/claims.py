@@ -734,6 +734,10 @@ def _ev_rug_oblivious(rows: list[dict[str, Any]], cache: dict) -> dict[str, Evid
                        dict(order), "structure the trained atlas models built (CSV built_structure, "
                                     "rugtheory.constructions.weight_geometry)", "models", "count")
     ev["trained"] = _cnt(len(trained), "trained atlas models")
+    diffuse = [a for a in trained if a["built_structure"] == "diffuse"]
+    ev["diffuse"] = _cnt(len(diffuse), "trained models whose largest share of features is diffuse (learned, no "
+                                       "strong negative partner: the rug-like case of weight_geometry)")
+    ev["diffuse_converged"] = _cnt(sum(a["status"] == "converged" for a in diffuse), "of them converged")
     return ev
 
 
@@ -889,8 +893,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "boundary": "Spread within {oblivious_tol} from n = {n_oblivious} (pn = {pn_oblivious}); the gap to L* "
                     "falls like C(p)/(pn) (§8.2). Per n: {per_n}.",
         "finding": "The fractal is a property of the Hadamard construction, not of the algorithm: only the second "
-                   "moments of the interference matter once it is Gaussian. Trained models do not build rugs "
-                   "({trained} trained atlas models built: {built}).",
+                   "moments of the interference matter once it is Gaussian. Trained models rarely build anything "
+                   "rug-like: {diffuse} of {trained} trained atlas models are mostly diffuse ({diffuse_converged} of "
+                   "them converged); by the structure most of their features have: {built}.",
         "missing": "",
     },
 }
