@@ -198,6 +198,10 @@ def _txt(text: str, value: Any, what: str, unit: str = "", kind: str = "computed
     return Evidence(value, text, unit, what, kind)
 
 
+def _yes(flag: bool, what: str) -> Evidence:
+    return Evidence(bool(flag), "yes" if flag else "no", "", what)
+
+
 def _rule(name: str, what: str, *, pct: bool = False) -> Evidence:
     x = RULES[name]
     if pct:
@@ -334,7 +338,6 @@ def _ev_statistics(rows: list[dict[str, Any]], cache: dict) -> dict[str, Evidenc
                          "dead": sum(a["status"] == "dead features" for a in here),
                          "lstar_median_rel_error": _round(_median(errs), 2) if errs else None,
                          "statistics_median_abs_error": _round(_median(best), 2) if best else None})
-    cache["statistics_cells"] = per_cell
     ev["cells"] = _txt(_join([f"n = {d['n']}, p = {fmt_num(d['p'])}: {d['converged']} of {d['trained']} converged, "
                               f"{d['dead']} with dead features"
                               + (f", L* {fmt_pct(d['lstar_median_rel_error'])} off, closest statistics-only "
@@ -348,8 +351,6 @@ def _ev_statistics(rows: list[dict[str, Any]], cache: dict) -> dict[str, Evidenc
     reliable = [d for d in per_cell if d["trained"] and d["converged"] / d["trained"] >= RULES["reliable_fraction"]]
     close = [d for d in reliable if d["statistics_median_abs_error"] is not None
              and d["statistics_median_abs_error"] <= RULES["statistics_tol"]]
-    cache["statistics_pass"] = close
-    cache["statistics_reliable"] = reliable
     ev["cells_reliable"] = _cnt(len(reliable), "(n, p) cells where at least reliable_fraction of the trained models "
                                                "converged", "cells")
     ev["cells_total"] = _cnt(len(per_cell), "(n, p) cells with trained models", "cells")
@@ -461,7 +462,8 @@ def _ev_scalings(cache: dict) -> dict[str, Evidence]:
         "series_tol": _rule("series_tol", "rule: a series holds where within this of exact L*", pct=True),
         "leading_tol": _rule("leading_tol", "rule: the leading term alone is the scaling if within this", pct=True),
     }
-    cache["scalings_monotone"] = bool(np.all(np.diff(np.abs(ser3)) < 0))
+    ev["series_shrinks"] = _yes(bool(np.all(np.diff(np.abs(ser3)) < 0)),
+                                "does the three-term series' error fall at every step to smaller p?")
     # validity boundary: the largest p on the grid below which the three-term series stays within series_tol
     grid = 10.0 ** -np.array(BOUNDARY_P_EXPONENTS)
     bounds = []
@@ -576,9 +578,10 @@ def _ev_constant_factor(cache: dict) -> dict[str, Evidence]:
         ok = ok and bool(np.all(rr <= kp * (1 + 1e-6))) and bool(np.all(np.diff(rr) > 0))
         unif.append({"p": p, "min": _round(float(rr.min()), 3), "max": _round(float(rr.max()), 3),
                      "K": _round(kp, 3)})
-    cache["constant_uniform_in_r"] = ok
-    cache["constant_grows"] = bool(np.all(np.diff(ratio) > 0)) and bool(ratio[-1] > 2 * ratio[0])
+    grows = bool(np.all(np.diff(ratio) > 0)) and bool(ratio[-1] > 2 * ratio[0])
     return {
+        "uniform_in_r": _yes(ok, "at each fixed p scanned, does ReLU/MMSE rise with r and stay below K(p)?"),
+        "grows": _yes(grows, "does ReLU/MMSE rise along the p values to more than twice its first value?"),
         "r": _inp(SPARSE_R, "r of the high-sparsity comparison"),
         "ratios": _txt(", ".join(f"p = {fmt_num(q, 2)}: {fmt_num(x)}" for q, x in zip(DECODER_P, ratio)),
                        [{"p": q, "relu_over_mmse": _round(float(x), 3)} for q, x in zip(DECODER_P, ratio)],
@@ -699,14 +702,13 @@ def _ev_rug_oblivious(rows: list[dict[str, Any]], cache: dict) -> dict[str, Evid
         per_n.append({"n": n, "spread": _round(max(gaps) - min(gaps), 2), "median_gap": _round(_median(gaps), 2),
                       "gap_pn": _round(_median(gaps) * p * n, 2)})
     spreads = [d["spread"] for d in per_n]
-    cache["oblivious_shrinks"] = bool(np.all(np.diff(spreads) < 0))
+    shrinks = bool(np.all(np.diff(spreads) < 0))
     first_ok = next((d["n"] for d in per_n if d["spread"] <= RULES["oblivious_tol"]), None)
-    cache["oblivious_n"] = first_ok
     fourier = gap(RUG_ALT_N, 0, kind="fourier")
     hadamard = gap(RUG_ALT_N, 0)
     subgroup = gap(RUG_ALT_N, 0, rows="first")
-    cache["subgroup_gap"] = subgroup
     ev: dict[str, Evidence] = {
+        "spread_shrinks": _yes(shrinks, "does the spread over draws fall at every larger n?"),
         "p": _inp(p, "p of the rug computations", "p"),
         "r": _inp(r, "r of the rug computations", "r"),
         "seeds": _cnt(RUG_SEEDS, "row draws (seeds) per n", "seeds"),
@@ -746,7 +748,6 @@ def collect_evidence(atlas: str | Path | None = None, *, only: Sequence[str] | N
     """Every number of the ledger, computed now: claim id -> name -> :class:`Evidence`.
 
     ``only``: a subset of :data:`CLAIM_IDS` (the others are left out; :func:`claims_from_evidence` needs all).
-    The key ``"_flags"`` holds the booleans the verdict rules use beside the numbers.
     """
     unknown = sorted(set(only or ()) - set(CLAIM_IDS))
     if unknown:
@@ -763,8 +764,6 @@ def collect_evidence(atlas: str | Path | None = None, *, only: Sequence[str] | N
         "rug_oblivious": lambda: _ev_rug_oblivious(rows, cache),
     }
     ev = {cid: collectors[cid]() for cid in CLAIM_IDS if only is None or cid in only}
-    ev["_flags"] = {k: Evidence(v, str(v), "", "internal flag", "flag") for k, v in cache.items()
-                    if isinstance(k, str) and isinstance(v, bool)}
     return ev
 
 
@@ -951,13 +950,11 @@ class Claim:
                 "docs": self.docs}
 
 
-def _verdict(cid: str, ev: dict[str, Evidence], flags: dict[str, Evidence]) -> str:
+def _verdict(cid: str, ev: dict[str, Evidence]) -> str:
     """The verdict rules of docs/theory.md §14, from the evidence values."""
     def v(name: str) -> Any:
         return ev[name].value
 
-    def flag(name: str) -> bool:
-        return bool(flags[name].value) if name in flags else False
 
     if cid == "statistics":
         if v("cells_total") and v("cells_pass") == v("cells_total"):
@@ -969,7 +966,7 @@ def _verdict(cid: str, ev: dict[str, Evidence], flags: dict[str, Evidence]) -> s
         frac = v("exact_fraction")
         return "holds" if frac is None or frac >= RULES["exact_fraction"] else "holds with conditions"
     if cid == "scalings":
-        if not flag("scalings_monotone"):
+        if not v("series_shrinks"):
             return "fails"
         return "holds" if abs(v("lead_last")) <= RULES["leading_tol"] else "holds with conditions"
     if cid == "near_optimal":
@@ -979,16 +976,16 @@ def _verdict(cid: str, ev: dict[str, Evidence], flags: dict[str, Evidence]) -> s
             d["ratio"] <= RULES["near_factor"] for d in v("sparse_topk"))
         return "holds" if everywhere and not v("map_beaten") else "holds with conditions"
     if cid == "constant_factor":
-        if not flag("constant_uniform_in_r"):
+        if not v("uniform_in_r"):
             return "fails"
-        return "holds with conditions" if flag("constant_grows") else "holds"
+        return "holds with conditions" if v("grows") else "holds"
     if cid == "rug_matches":
         conv, matched = v("converged"), v("matched")
         if conv and matched == conv:
             return "holds"
         return "holds with conditions" if conv and matched / conv >= 0.5 else "fails"
     if cid == "rug_oblivious":
-        if not flag("oblivious_shrinks") or ev["n_oblivious"].value is None:
+        if not v("spread_shrinks") or ev["n_oblivious"].value is None:
             return "fails"
         sub = ev["subgroup_gap"].value
         return "holds with conditions" if sub is not None and sub >= RULES["subgroup_gap_min"] else "holds"
@@ -997,11 +994,10 @@ def _verdict(cid: str, ev: dict[str, Evidence], flags: dict[str, Evidence]) -> s
 
 def claims_from_evidence(evidence: dict[str, dict[str, Evidence]]) -> list[Claim]:
     """Apply the verdict rules and fill the templates (no computation: cheap, and testable with edited evidence)."""
-    flags = evidence.get("_flags", {})
     out = []
     for cid in CLAIM_IDS:
         ev = evidence[cid]
-        verdict = _verdict(cid, ev, flags)
+        verdict = _verdict(cid, ev)
         texts = {k: e.text for k, e in ev.items()}
         tpl = TEMPLATES[cid]
         key = verdict
