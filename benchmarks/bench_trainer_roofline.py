@@ -3,7 +3,10 @@
 
 1. Peaks of this machine, measured here: the float32 matmul rate (``torch.mm`` at the three GEMM
    shapes of the step at every n, and one 2048^3 product; best of several) and the memory
-   bandwidth (a 256 MB ``copy_`` and a 256 MB ``add``, far above the L3 cache; best of several).
+   bandwidth (a 256 MB ``copy_`` and a 256 MB ``add``, far above the L3 cache; best of several),
+   counted as STREAM does (2 and 3 times 256 MB). Ordinary stores also read each written line
+   first (write-allocate), so these kernels really move 3 and 4 times 256 MB; a kernel that writes
+   only lines it has just read (the in-place Adam update) can therefore show more than 100%.
 2. The training step of the CPU harness at n = 512, 2048, 8192 (m = n/4, p = 0.045, batch 1024: the
    sparse route, one model), timed as the median of interleaved repetitions after warm-up, in
    three variants run side by side in this process (never against a stored constant):
@@ -40,12 +43,15 @@
    with ``RUGTHEORY_BENCH_COMPILE=1`` also the Adam formula under ``torch.compile`` (its compile
    time is printed: it is not used by the harness, see the printed verdict).
 
-Results: ``benchmarks/results/trainer_roofline_t<threads>.json`` (small, committed; with the load
-averages before and after and ``RUGTHEORY_BENCH_NOTE``, e.g. whether other jobs were paused).
+Results: ``benchmarks/results/trainer_roofline_t<threads>.json`` (``..._n<n1>-<n2>.json`` for other
+n; small, committed; with the load averages before and after and ``RUGTHEORY_BENCH_NOTE``, e.g.
+whether other jobs were paused).
 Environment: ``RUGTHEORY_BENCH_THREADS=k`` sets torch's threads (default: torch's own);
+``RUGTHEORY_BENCH_NS=512,8192`` chooses the n (default 512, 2048, 8192; any multiple of 4 >= 4);
 ``RUGTHEORY_BENCH_QUICK=1`` is a smoke run (n = 512 and 1024, few repetitions, nothing written).
 On a shared, loaded machine use one thread: OpenMP threads that wait for each other behind other
-processes make two-thread timings meaningless.
+processes make two-thread timings meaningless (on the 2-core machine of issue 15 a single other
+busy process slowed small two-thread GEMMs tenfold).
 """
 
 from __future__ import annotations
@@ -320,6 +326,19 @@ def _adam_options(n: int, reps: int, compile_too: bool) -> dict[str, dict[str, f
     return out
 
 
+def _ns(text: str | None) -> tuple[int, ...]:
+    """The n of ``RUGTHEORY_BENCH_NS`` (comma-separated multiples of 4), default :data:`NS`."""
+    if not text:
+        return NS
+    try:
+        ns = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        ns = ()
+    if not ns or any(n < 4 or n % 4 for n in ns):
+        raise ValueError(f"RUGTHEORY_BENCH_NS must be comma-separated multiples of 4 (>= 4), got {text!r}")
+    return ns
+
+
 def _median(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -332,7 +351,7 @@ def main() -> None:
     if os.environ.get("RUGTHEORY_BENCH_THREADS"):
         torch.set_num_threads(int(os.environ["RUGTHEORY_BENCH_THREADS"]))
     threads = torch.get_num_threads()
-    ns = (512, 1024) if quick else NS
+    ns = (512, 1024) if quick else _ns(os.environ.get("RUGTHEORY_BENCH_NS"))
     load_before = load_line()
     print(f"torch {torch.__version__}, {threads} thread(s); {load_before}"
           + (" [QUICK smoke run: nothing written]" if quick else ""))
@@ -358,7 +377,7 @@ def main() -> None:
           "max weight diff before/plain vs new |\n|" + "---|" * 14)
     for n in ns:
         m = n // 4
-        reps = 5 if quick else REPS[n]
+        reps = 5 if quick else REPS.get(n, 7)
         times, cpu, diff = _time_variants(n, reps)
         med = {v: _median(times[v]) for v in VARIANTS}
         breakdown = _profile(n, 3 if (quick or n >= 8192) else 10)
@@ -412,8 +431,11 @@ def main() -> None:
     print(f"\n{load_after}")
     if quick:
         return
-    out = Path(__file__).resolve().parent / "results" / f"trainer_roofline_t{threads}.json"
+    suffix = "" if ns == NS else "_n" + "-".join(map(str, ns))
+    out = Path(__file__).resolve().parent / "results" / f"trainer_roofline_t{threads}{suffix}.json"
     command = "python -m benchmarks trainer_roofline"
+    if ns != NS:
+        command = f"RUGTHEORY_BENCH_NS={','.join(map(str, ns))} {command}"
     if os.environ.get("RUGTHEORY_BENCH_THREADS"):
         command = f"RUGTHEORY_BENCH_THREADS={threads} {command}"
     if compile_too:
