@@ -285,6 +285,27 @@ def test_transposed_w_in_storage_trains_like_plain(dtype, tol):
         assert got.steps_run == twin.steps_run
 
 
+def test_transposed_storage_survives_a_model_leaving_the_batch():
+    """A model that blows up leaves a sparse bucket stored transposed (InstanceBatch.keep): the
+    survivor keeps the transposed layout, moves on to the fused Adam kernel (one lr left) and ends
+    where its slow twin (stored plainly) and the model trained alone end. float64, 100 steps: only
+    operand layout differs, 1e-12 absolute (observed 0)."""
+    good = _cfg(p=0.05, steps=100, check_every=20, window=20)
+    bad = _cfg(seed=4, p=0.05, lr=1e300, steps=100, check_every=20, window=20)
+    fast = train_models([bad, good], device="cpu", w_in_storage="transposed")
+    slow = train_models([bad, good], device="cpu", w_in_storage="plain")
+    (alone,) = train_models([good], device="cpu", w_in_storage="plain")
+    assert fast[0].status == slow[0].status == "nonfinite" and fast[0].steps_run == 20
+    assert fast[1].status == "ok" and fast[1].steps_run == 100
+    for name in ("W_in", "W_out", "b"):
+        np.testing.assert_allclose(getattr(fast[1], name), getattr(slow[1], name), atol=1e-12, rtol=0)
+        np.testing.assert_allclose(getattr(fast[1], name), getattr(alone, name), atol=1e-12, rtol=0)
+    state = InstanceBatch([bad, good], [0, 1], torch.device("cpu"), torch.float64, w_in_storage="transposed")
+    state.keep([1])  # the layout survives the selection (else every later step would copy again)
+    for t in (state.w_in, state.exp_avg[0], state.exp_avg_sq[0]):
+        assert stored_transposed(t) and not t.is_contiguous()
+
+
 def test_adam_step_refuses_a_gradient_in_another_layout():
     cfg = _cfg()
     state = InstanceBatch([cfg], [0], torch.device("cpu"), torch.float64, w_in_storage="transposed")
