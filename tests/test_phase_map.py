@@ -138,3 +138,73 @@ def test_bad_input() -> None:
     with pytest.raises(ValueError, match="family must be one of"):
         pm.construction_for_ratio("cube", 0.5)
     assert pm.construction_for_ratio("polygon", 0.4).name == "polygon5"
+
+
+# ---------------------------------------------------------------------------------------------
+# fast paths (issue 15) against their slow twins
+
+
+def test_pruned_rug_points_leave_every_result_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rug points that provably lie above the hull of the other ingredients are not evaluated; the
+    # hulls, hence the map, must be exactly those with every rug point.
+    p = np.concatenate([np.geomspace(1e-6, 1.0, 9), [0.045, 0.9]])
+    r = np.array([0.01, 0.2, 0.45, 0.5, 0.61, 0.9, 0.97])
+    out = {}
+    for prune in (False, True):
+        monkeypatch.setattr(pm, "PRUNE_RUG_POINTS", prune)
+        pm.clear_caches()
+        out[prune] = pm.phase_map(p, r), [pm.expected_structure(float(q), 0.93) for q in p]
+    (full, full_es), (pruned, pruned_es) = out[False], out[True]
+    for name in ("loss", "symmetric_loss", "winner"):
+        np.testing.assert_array_equal(getattr(full, name), getattr(pruned, name))
+    assert full.labels == pruned.labels
+    assert full_es == pruned_es  # winners, losses and every component's gain and bias, exactly
+    assert {e.winner for e in full_es} & {"rug + dedicated", "symmetric"}  # the rug points matter somewhere
+    pm.clear_caches()
+
+
+def test_expected_structures_is_expected_structure_point_by_point() -> None:
+    p = np.repeat([1e-3, 0.03, 0.3, 1.0], 4)
+    r = np.tile([0.05, 0.3, 0.5, 0.95], 4)
+    pm.clear_caches()
+    pm.prefetch_hulls(p)  # hulls of all p in one batch, as rugtheory predict does
+    many = pm.expected_structures(p, r)
+    pm.clear_caches()
+    for k in range(p.size):
+        assert many[k] == pm.expected_structure(p[k], r[k])  # cold caches, one point: bit for bit
+    pm.clear_caches()
+
+
+def test_predict_records_match_the_former_route_one_point_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rugtheory.constructions.paired_rug as pr
+    import rugtheory.constructions.polytopes as pt
+    from rugtheory.app.cli.predict import iter_records
+
+    ps, rs = [1e-3, 0.045, 0.3, 0.9], [0.1, 0.25, 0.5, 0.8, 0.97]
+    pm.clear_caches()
+    fast = [rec for block in iter_records(ps, rs, chunk=4) for rec in block]
+    assert [rec["p"] for rec in fast] == [q for q in ps for _ in rs]
+    # the slow twin: every switch on the former route, one expected_structure per point
+    monkeypatch.setattr(pm, "PRUNE_RUG_POINTS", False)
+    monkeypatch.setattr(pt, "PATTERN_EVALUATION", "flat")
+    monkeypatch.setattr(pr, "SEARCH", "quadrature")
+    pm.clear_caches()
+    winners = set()
+    for rec in fast:
+        e = pm.expected_structure(rec["p"], rec["r"])
+        winners.add(e.winner)
+        assert rec["expected_structure"] == e.winner
+        assert [c["name"] for c in rec["components"]] == [c.name for c in e.components]
+        if all(c.name != "paired rug" for c in e.components):
+            assert rec["expected_loss"] == e.loss
+            assert [tuple(c.values())[1:] for c in rec["components"]] == [
+                (c.ratio, c.fraction, c.loss, c.gain, c.bias) for c in e.components]
+        else:  # the paired rug's θ is ranked by its exact profile: see test_structures.py for these bounds
+            assert rec["expected_loss"] == pytest.approx(e.loss, rel=1e-9)
+            for c, d in zip(rec["components"], e.components):
+                assert (c["ratio"], c["fraction"]) == (d.ratio, d.fraction)
+                assert c["loss"] == pytest.approx(d.loss, rel=1e-9)
+                assert c["gain"] == pytest.approx(d.gain, rel=1e-4) and abs(c["bias"] - d.bias) <= 1e-4 * d.gain
+        assert rec["loss"] == e.symmetric_loss
+    assert {"paired rug", "untied pairs", "symmetric"} <= winners
+    pm.clear_caches()

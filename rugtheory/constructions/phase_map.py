@@ -45,6 +45,10 @@ from rugtheory.theory.optimum import SymmetricOptimum, optimal_symmetric_loss
 
 __all__ = [
     "clear_caches",
+    "prefetch_hulls",
+    "HULL_BATCH_POINTS",
+    "PRUNE_RUG_POINTS",
+    "RUG_PRUNE_STRIDE",
     "Component",
     "ExpectedStructure",
     "PhaseMap",
@@ -71,6 +75,14 @@ PAIRED_RUG_RATIO_GRID = np.array([0.005, 0.02, 0.05, 0.09, 0.13, 0.17, 0.21, 0.2
 #: The paired rug at r itself wins only by more than this: at r = 1/2 it IS the pairs, and the
 #: structure optimiser is accurate to ~1e-8 relative, so the simpler name is kept within 1e-7.
 PAIRED_TIE = 1e-7
+#: Points (distinct p x rug ratios) per L* call while building hulls: L* peaks at ~56 KB a point, so a
+#: call holds ~56 MB however many p are prefetched at once.
+HULL_BATCH_POINTS = 8192
+#: Leave out the rug points that provably cannot touch the lower hull (:func:`_rug_points`; the results
+#: are the same either way, False evaluates every one, as before issue 15).
+PRUNE_RUG_POINTS = True
+#: Every this-many-th rug ratio is evaluated first to decide which of the others are needed.
+RUG_PRUNE_STRIDE = 8
 #: L* wins ("symmetric") where it is within this relative margin of the envelope: ties are resolved
 #: in favour of the symmetric theory, and 1e-9 is far above the rounding of either loss.
 TIE_TOLERANCE = 1e-9
@@ -170,9 +182,61 @@ def _paired_rugs(p: np.ndarray, r_extra: np.ndarray) -> tuple[PairedRug, PairedR
     return split[0], split[1]
 
 
+def _symmetric_at(p: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """L*, a*, b* at the 1-d pairs (p[k], r[k]), in calls of at most :data:`HULL_BATCH_POINTS` points.
+
+    Each point's L* does not depend on the others in its call (elementwise searches), so the batching
+    bounds memory without changing a value.
+    """
+    parts = [optimal_symmetric_loss(p[i:i + HULL_BATCH_POINTS], r[i:i + HULL_BATCH_POINTS])
+             for i in range(0, p.size, HULL_BATCH_POINTS)]
+    if not parts:
+        return np.empty(0), np.empty(0), np.empty(0)
+    return tuple(np.concatenate([np.ravel(getattr(o, k)) for o in parts]) for k in ("loss", "a", "b"))
+
+
+def _rug_points(p: np.ndarray, base: list[list[_Vertex]]) -> tuple[np.ndarray, ...]:
+    r"""L*, a*, b* at (p, RUG_RATIO_GRID < 1), shape (p, ratios), NaN where a rug point cannot touch the hull.
+
+    ``base[i]``: the lower hull :math:`H_0` of the other ingredients at ``p[i]``. With
+    :data:`PRUNE_RUG_POINTS`, L* is first evaluated at every :data:`RUG_PRUNE_STRIDE`-th ratio (and the
+    last); between two such samples :math:`r_a < r_b` every rug point has :math:`L^*(r') \ge L^*(r_b)`
+    (L* decreases in r, docs/theory.md §4) and :math:`H_0(r') \le H_0(r_a)` (a convex hull ending at
+    (1, 0) does not increase), so where :math:`L^*(r_b) > H_0(r_a)(1 + 10^{-9})` they all lie strictly
+    above :math:`H_0`, hence above the hull of everything, and cannot be vertices of it: they are not
+    evaluated. (1e-9 is far above the rounding of either side.) The hull, and so every result, is the
+    same as with every rug point (tests/test_phase_map.py).
+    """
+    ratios = RUG_RATIO_GRID[RUG_RATIO_GRID < 1.0]  # r' = 1 is the dedicated point
+    n_r = ratios.size
+    out = [np.full((p.size, n_r), np.nan) for _ in range(3)]
+    if not PRUNE_RUG_POINTS or n_r <= 2:
+        need = np.ones((p.size, n_r), dtype=bool)
+    else:
+        coarse = np.unique(np.append(np.arange(0, n_r, RUG_PRUNE_STRIDE), n_r - 1))
+        ii, jj = np.meshgrid(np.arange(p.size), coarse, indexing="ij")
+        vals = _symmetric_at(p[ii.ravel()], ratios[jj.ravel()])
+        for o, val in zip(out, vals):
+            o[ii, jj] = val.reshape(ii.shape)
+        h0_left = np.array([_envelope(base[i], ratios[coarse[:-1]])[0] for i in range(p.size)]).reshape(
+            p.size, coarse.size - 1)
+        gap_open = out[0][:, coarse[1:]] <= h0_left * (1.0 + 1e-9)  # (p, gaps): rug points may reach the hull
+        need = np.zeros((p.size, n_r), dtype=bool)
+        gap_of = np.searchsorted(coarse, np.arange(n_r), side="right") - 1  # gap index of each ratio
+        inner = ~np.isin(np.arange(n_r), coarse)
+        need[:, inner] = gap_open[:, gap_of[inner]]
+    ii, jj = np.nonzero(need)
+    vals = _symmetric_at(p[ii], ratios[jj])
+    for o, val in zip(out, vals):
+        o[ii, jj] = val
+    return ratios, *out
+
+
 def _vertices(p: np.ndarray, constructions: list[Construction], prug: PairedRug | None = None) -> list[list[_Vertex]]:
-    """All envelope ingredients at each p (list over p); ``prug``: paired rugs at the grid ratios if known."""
-    rug = optimal_symmetric_loss(p[:, None], RUG_RATIO_GRID[None, :])
+    """All envelope ingredients at each p (list over p); ``prug``: paired rugs at the grid ratios if known.
+
+    Rug points that provably cannot touch the lower hull are left out (see :func:`_rug_points`).
+    """
     v = dropped_loss(p)
     prefetch_optima(constructions, p)  # every polytope and the untied pairs in one batch
     opts = [optimal_structure_loss(c, p) for c in constructions]
@@ -185,11 +249,6 @@ def _vertices(p: np.ndarray, constructions: list[Construction], prug: PairedRug 
         pts += [
             _Vertex(o.construction.name, o.ratio, float(o.loss[i]), float(o.gain[i]), float(o.bias[i])) for o in opts
         ]
-        pts += [
-            _Vertex("rug", float(rr), float(rug.loss[i, j]), float(rug.a[i, j]), float(rug.b[i, j]))
-            for j, rr in enumerate(RUG_RATIO_GRID)
-            if rr < 1.0  # r' = 1 is the dedicated point
-        ]
         # untied pairs: two gains/biases; the vertex records feature 1's (the full set is in UntiedPairs)
         pts.append(_Vertex("untied pairs", 0.5, float(untied.loss[i]), float(untied.gain1[i]), float(untied.bias1[i])))
         pts += [
@@ -197,6 +256,10 @@ def _vertices(p: np.ndarray, constructions: list[Construction], prug: PairedRug 
             for j, rr in enumerate(PAIRED_RUG_RATIO_GRID)
         ]
         out.append(pts)
+    ratios, rug_loss, rug_a, rug_b = _rug_points(p, [_lower_hull(pts) for pts in out])
+    for i, pts in enumerate(out):
+        pts += [_Vertex("rug", float(ratios[j]), float(rug_loss[i, j]), float(rug_a[i, j]), float(rug_b[i, j]))
+                for j in np.flatnonzero(~np.isnan(rug_loss[i]))]
     return out
 
 
@@ -279,6 +342,18 @@ def phase_map(p: np.ndarray, r: np.ndarray, *, constructions: list[Construction]
                 labels.append(name)
             winner[i, j] = labels.index(name)
     return PhaseMap(p, r, loss, sym, winner, tuple(labels))
+
+
+def prefetch_hulls(p: np.ndarray | float) -> None:
+    """Build and cache the lower hulls of the default ingredients at the distinct values of ``p``, all at once.
+
+    Purely a speed-up for callers that will ask :func:`expected_structures` about these p a chunk at a
+    time (``rugtheory predict``): the polytope optima of every p come from ONE batched search and the
+    paired rugs at the grid ratios from one vectorised search, instead of one of each per chunk. The
+    results do not depend on it. At most 256 p are kept (the cache's bound), so prefetch in blocks.
+    """
+    pu = np.unique(np.atleast_1d(check_probability(p)).ravel().astype(np.float64))
+    _hulls(pu, _standard(), True)
 
 
 def _hulls(p: np.ndarray, cons: list[Construction], cached: bool) -> list[list[_Vertex]]:

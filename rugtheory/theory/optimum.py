@@ -83,6 +83,9 @@ S_SMALL = 1e-3
 #: Above this interference scale the affine optimum is returned: the gain of any estimator over it
 #: is at most about κ₃²r²/(2v²) (docs/theory.md §6, r → 0), below 1e-300 of (1-r)v here.
 S_HUGE = 1e100
+#: Points whose candidate grid is evaluated at a time in the search (~40 KB of temporaries a point, so
+#: ~40 MB); the refinement then runs once over all points, so a call's memory beyond this is ~5 KB a point.
+SEARCH_ROWS = 1024
 #: Smallest accepted r: below it θ* = -p(1-r)/(2r) of the affine regime is not a finite float.
 R_MIN = 1e-300
 #: Smallest accepted p, the smallest normal float64: below it v = p/3 - p²/4 and s lose precision.
@@ -271,13 +274,21 @@ def _search(p: np.ndarray, r: np.ndarray, s: np.ndarray) -> np.ndarray:
     grid = _candidate_grid(p, r, s)
     P = np.broadcast_to(p[:, None], grid.shape)
     S = np.broadcast_to(s[:, None], grid.shape)
-    rho, slope, ok = _ratio_and_slope(grid, S, P)
+    # The candidates are evaluated SEARCH_ROWS points at a time (every value is elementwise, so this only
+    # bounds the temporaries); the refinement below then runs once over all points.
+    rho, slope = np.empty(grid.shape), np.empty(grid.shape)
+    ok = np.empty(grid.shape, dtype=bool)
+    for i in range(0, grid.shape[0], SEARCH_ROWS):
+        rows_i = slice(i, i + SEARCH_ROWS)
+        rho[rows_i], slope[rows_i], ok[rows_i] = _ratio_and_slope(grid[rows_i], S[rows_i], P[rows_i])
     # Where L* is far below p/3, rho = p/3 - L agrees between candidates to the last digits and
     # cannot rank them: rank those rows by the stable loss instead (score = -loss).
     score = rho.copy()
     fragile = (1.0 / 3.0 - rho.max(axis=1)) < FRAGILE_DEFICIT / 3.0
-    if fragile.any():
-        score[fragile] = np.where(ok[fragile], -_stable_loss(grid[fragile], S[fragile], P[fragile]), -np.inf)
+    for i in range(0, grid.shape[0], SEARCH_ROWS):
+        f = np.flatnonzero(fragile[i:i + SEARCH_ROWS]) + i
+        if f.size:
+            score[f] = np.where(ok[f], -_stable_loss(grid[f], S[f], P[f]), -np.inf)
     # Local maxima of the score: slope changes from + to - between consecutive grid points.
     up = (slope[:, :-1] > 0) & (slope[:, 1:] <= 0) & ok[:, :-1] & ok[:, 1:]
     bracket_score = np.where(up, np.maximum(score[:, :-1], score[:, 1:]), -np.inf)

@@ -13,8 +13,9 @@ trained models (:mod:`rugtheory.app.atlas_lookup`, no torch): columns :data:`ATL
 interpolated trained loss of the converged models, its leave-one-out uncertainty, the models trained
 near the point, flags); "not covered" (empty in CSV, null in JSON) where the atlas does not cover it.
 
-The grid is computed and printed in chunks of :data:`CHUNK` points (4 times as many with
-``--no-structures``; p varies slowest), so output
+The grid is computed in blocks of :data:`BLOCK` points (p varies slowest; every search vectorised
+over the block, the structures' hulls prefetched :data:`P_BLOCK` values of p at a time) and printed in
+chunks of :data:`CHUNK` points (256 with ``--n``), so output
 appears as it is computed and memory stays bounded on any grid size; the ``--csv`` file is
 checked and opened (its header written) before anything is computed. On a terminal, a grid of
 more than one chunk shows a progress bar on stderr (tqdm, when installed); otherwise a grid
@@ -38,8 +39,8 @@ from typing import Any
 # standard library and numpy, so predict stays light.
 from rugtheory.app.atlas_lookup import ATLAS_FIELDS
 
-__all__ = ["ATLAS_FIELDS", "CHUNK", "FIELDS", "FINITE_N_FIELDS", "STRUCTURE_FIELDS", "add_parser", "check_n", "compute",
-           "finite_n_columns", "iter_records", "run"]
+__all__ = ["ATLAS_FIELDS", "BLOCK", "CHUNK", "P_BLOCK", "FIELDS", "FINITE_N_FIELDS", "STRUCTURE_FIELDS", "add_parser",
+           "check_n", "compute", "finite_n_columns", "iter_records", "run"]
 
 #: Output columns, in order.
 FIELDS = ["p", "r", "loss", "a", "b", "sigma", "theta", "s", "zero_loss", "linear_loss", "linear_loss_no_bias"]
@@ -51,12 +52,20 @@ STRUCTURE_FIELDS = ["expected_structure", "expected_loss", "expected_over_symmet
 FINITE_N_FIELDS = ["n", "m", "rug_finite_n", "rug_finite_n_error", "paired_rug_finite_n", "paired_rug_finite_n_error",
                    "structure_finite_n", "structure_finite_n_error", "structure_finite_n_m", "lowest_finite_n",
                    "lowest_finite_n_loss"]
-#: Grid points computed (and printed) at a time with structures; L* alone (--no-structures) takes
-#: 4 chunks at a time (its per-call overhead dominates small chunks). L* peaks at ~45 KB a point
-#: while computing, so a chunk holds at most ~50 MB whatever the grid size.
-CHUNK = 256
-#: Rough seconds per grid point (one core), with and without the structure comparison.
-_SECONDS_PER_POINT = {True: 5e-3, False: 2e-4}
+#: Records yielded (and printed) at a time; 256 with ``--n`` (~0.5 s a point), so that output streams.
+CHUNK = 1024
+#: Grid points whose searches run together (L*, the paired rug and the mixtures, each vectorised over
+#: the block): the searches evaluate their start grids in bounded pieces (optimum.SEARCH_ROWS), so a
+#: block costs ~10 KB a point beyond a fixed ~60 MB (112 MiB peak measured on 200 x 200 with
+#: structures), and a larger block pays scipy's per-call overhead less often (1024 was 10% slower).
+BLOCK = 4096
+#: With structures, the hulls of the competing structures (which depend on p only) are prefetched for
+#: this many distinct p at a time (:func:`rugtheory.constructions.phase_map.prefetch_hulls`): one
+#: polytope search for all of them instead of one per chunk; the hull cache keeps 256.
+P_BLOCK = 64
+#: Rough seconds per grid point (one core), with and without the structure comparison (200 x 200:
+#: ~6 s with structures on a quiet core).
+_SECONDS_PER_POINT = {True: 2e-4, False: 1e-4}
 #: Rough extra seconds per grid point with ``--n`` (n = 1024, p·n >= 10; more where p·n is small).
 _SECONDS_PER_FINITE_N_POINT = 0.6
 
@@ -149,7 +158,8 @@ def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, c
                  n: int | None = None):
     """Records for the grid ``ps x rs`` (p varies slowest), yielded as lists of ``chunk`` points.
 
-    Memory is bounded by the chunk, whatever the grid size; the values do not depend on ``chunk``.
+    The points are computed :data:`BLOCK` at a time (or ``chunk``, if larger), so memory is bounded
+    whatever the grid size; the values do not depend on ``chunk`` (each point's searches are elementwise).
     With ``n``, each record also has the finite-n columns :data:`FINITE_N_FIELDS` (and ``finite_n``).
     """
     import numpy as np
@@ -158,31 +168,39 @@ def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, c
 
     p, r = _check_grid(ps, rs)
     if chunk is None:
-        chunk = CHUNK if structures else 4 * CHUNK
+        chunk = CHUNK if n is None else 256
     if structures:
-        from rugtheory.constructions.phase_map import expected_structures
+        from rugtheory.constructions.phase_map import expected_structures, prefetch_hulls
     total = p.size * r.size
-    for lo in range(0, total, chunk):
-        idx = np.arange(lo, min(lo + chunk, total))
-        pc, rc = p[idx // r.size], r[idx % r.size]
-        sym = optimal_symmetric_loss(pc, rc)
+    block = max(chunk, BLOCK)
+    fetched = 0  # p[:fetched] have their hulls prefetched
+    for b0 in range(0, total, block):
+        idx = np.arange(b0, min(b0 + block, total))
+        pb, rb = p[idx // r.size], r[idx % r.size]
+        if structures and idx[-1] // r.size >= fetched:
+            first = idx[0] // r.size
+            fetched = max(idx[-1] // r.size + 1, first + P_BLOCK)
+            prefetch_hulls(p[first:fetched])
+        sym = optimal_symmetric_loss(pb, rb)
         records: list[dict[str, Any]] = sym.records()
         if structures:
-            es = expected_structures(pc, rc, symmetric=sym)  # the whole chunk in one vectorised search
+            es = expected_structures(pb, rb, symmetric=sym)  # the whole block in one vectorised search
+            ratio = es.ratio_to_symmetric
             for k, rec in enumerate(records):
-                e = es[k]
-                rec["expected_structure"] = e.winner
-                rec["expected_loss"] = e.loss
-                rec["expected_over_symmetric"] = e.ratio_to_symmetric
+                rec["expected_structure"] = str(es.winner[k])
+                rec["expected_loss"] = float(es.loss[k])
+                rec["expected_over_symmetric"] = float(ratio[k])
                 rec["components"] = [
                     {"name": c.name, "ratio": c.ratio, "fraction": c.fraction, "loss": c.loss, "gain": c.gain,
                      "bias": c.bias}
-                    for c in e.components
+                    for c in es.components[k]
                 ]
-        if n is not None:
-            for rec in records:
-                rec.update(finite_n_columns(n, rec["p"], rec["r"]))
-        yield records
+        for c0 in range(0, len(records), chunk):
+            part = records[c0:c0 + chunk]
+            if n is not None:
+                for rec in part:
+                    rec.update(finite_n_columns(n, rec["p"], rec["r"]))
+            yield part
 
 
 def compute(ps: list[float], rs: list[float], *, structures: bool = True) -> list[dict[str, Any]]:
@@ -259,7 +277,7 @@ class _CsvOut:
 def _progress(total: int, structures: bool, finite_n: bool = False) -> Any:
     """A tqdm bar on a terminal for grids of more than one chunk; else a one-line notice for long grids."""
     seconds = total * (_SECONDS_PER_POINT[structures] + (_SECONDS_PER_FINITE_N_POINT if finite_n else 0.0))
-    if total > CHUNK * (1 if structures else 4) and sys.stderr.isatty():
+    if total > CHUNK and sys.stderr.isatty():
         try:
             from tqdm import tqdm
         except ImportError:
