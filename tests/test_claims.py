@@ -159,15 +159,20 @@ def test_rug_row_with_the_full_matrix_engine(ev) -> None:
 
 
 def test_training_curve_crossing_read_with_json(ev) -> None:
-    """The crossing checkpoints of the committed n = 512 curve, read with json, against the rug's loss."""
-    from rugtheory.constructions.finite_n_predictions import best_rug
+    """The crossing checkpoints of the committed n = 512 curve, read with json, against the rug's loss from the
+    full-matrix exact engine (every row of the dense W)."""
+    import rugtheory as rt
+    from rugtheory.theory.finite_n import exact_loss_from_weights
 
     path = C.results_dir() / C.CURVES[0][0]
     if not path.exists():
         pytest.skip("benchmarks/results not in this tree")
     data = json.loads(path.read_text(encoding="utf-8"))
     row = next(x for x in data["rows"] if x["recipe"].startswith("reference"))
-    rug = best_rug(data["n"], data["m"], data["p"], seed=0)[0]
+    n, p = data["n"], data["p"]
+    g = rt.persian_rug(n, data["m"], seed=0)
+    sc = rt.theory_scalars(g, p)
+    rug = exact_loss_from_weights(sc.alpha * g.dense(), np.full(n, sc.beta), p, tol=1e-9).loss
     below = next(s for s, loss in row["history"] if loss < rug)
     shown = next(c for c in ev["rug_matches"]["curves"].value if c["file"] == path.name)
     assert shown["cross_before"] == below
