@@ -370,6 +370,14 @@ def _ev_statistics(rows: list[dict[str, Any]], cache: dict) -> dict[str, Evidenc
                                    "p values at which no trained model of any n converged", "p")
     ev["p_converged"] = _txt(", ".join(fmt_num(p) for p in some) or "none", [_round(p, 3) for p in some],
                              "p values with at least one converged model", "p")
+    by_r = []
+    for r in sorted({_round(a["r"], 2) for a in trained}):
+        here = [a for a in trained if _round(a["r"], 2) == r]
+        by_r.append({"r": r, "trained": len(here), "converged": sum(a["status"] == "converged" for a in here),
+                     "dead": sum(a["status"] == "dead features" for a in here)})
+    ev["by_r"] = _txt(_join([f"r ≈ {fmt_num(d['r'], 2)}: {d['converged']} of {d['trained']} converged, {d['dead']} "
+                             "with dead features" for d in by_r]), by_r,
+                      "per r (= m/n to two digits; all n and p): trained, converged, with dead features", kind="count")
     ns = sorted({a["n"] for a in trained})
     ev["n_trained"] = _txt(", ".join(str(n) for n in ns) or "none", ns, "n values with trained models", "n")
     ev["converged_fraction"] = _pct(len(conv) / len(trained) if trained else math.nan,
@@ -796,7 +804,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
                     "p = {p_converged} L* misses the converged models' held-out loss by {lstar_median_error} (median; "
                     "range {lstar_error_min} … {lstar_error_max}; at least {lstar_min_z} held-out SE), and their "
                     "strongest negative partner averages {partner_trained} against the rug's {partner_rug} at the same "
-                    "(n, m): a few individual weights carry the interference. Per cell: {cells}.",
+                    "(n, m): a few individual weights carry the interference. In r: {by_r}. Per (n, p) cell: "
+                    "{cells}.",
         "finding": "Trained models reach losses that depend on individual weights (the expected structure, "
                    "§10.5, predicts them to {structure_median_error}); they are neither reliable nor governed by "
                    "large-scale statistics at the n trained so far. Atlas coverage: {atlas_coverage}.",
