@@ -208,3 +208,17 @@ def test_predict_records_match_the_former_route_one_point_at_a_time(monkeypatch:
         assert rec["loss"] == e.symmetric_loss
     assert {"paired rug", "untied pairs", "symmetric"} <= winners
     pm.clear_caches()
+
+
+def test_predict_blocks_and_chunks_do_not_change_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rugtheory.app.cli.predict as cp
+
+    ps, rs = [1e-3, 0.01, 0.03, 0.1, 0.2, 0.5], [0.2, 0.6]
+    whole = [rec for block in cp.iter_records(ps, rs, chunk=1000) for rec in block]
+    # blocks of 4 points spanning 2 p each, prefetching 1 p at a time, yielded 5 at a time
+    monkeypatch.setattr(cp, "P_BLOCK", 1)
+    monkeypatch.setattr(cp, "BLOCK", 4)
+    pm.clear_caches()
+    parts = list(cp.iter_records(ps, rs, chunk=5))
+    assert [len(b) for b in parts] == [5, 5, 2]
+    assert [rec for b in parts for rec in b] == whole

@@ -158,8 +158,9 @@ def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, c
                  n: int | None = None):
     """Records for the grid ``ps x rs`` (p varies slowest), yielded as lists of ``chunk`` points.
 
-    The points are computed :data:`BLOCK` at a time (or ``chunk``, if larger), so memory is bounded
-    whatever the grid size; the values do not depend on ``chunk`` (each point's searches are elementwise).
+    The points are computed :data:`BLOCK` at a time (with structures at most ``4 P_BLOCK`` values of p
+    a block), so memory is bounded whatever the grid size; the values do not depend on ``chunk`` (each
+    point's searches are elementwise).
     With ``n``, each record also has the finite-n columns :data:`FINITE_N_FIELDS` (and ``finite_n``).
     """
     import numpy as np
@@ -172,8 +173,10 @@ def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, c
     if structures:
         from rugtheory.constructions.phase_map import expected_structures, prefetch_hulls
     total = p.size * r.size
-    block = max(chunk, BLOCK)
+    # a block spans at most 4 P_BLOCK distinct p, so that its hulls fit the hull cache (256) together
+    block = min(BLOCK, 4 * P_BLOCK * r.size) if structures else BLOCK
     fetched = 0  # p[:fetched] have their hulls prefetched
+    pending: list[dict[str, Any]] = []
     for b0 in range(0, total, block):
         idx = np.arange(b0, min(b0 + block, total))
         pb, rb = p[idx // r.size], r[idx % r.size]
@@ -195,8 +198,9 @@ def iter_records(ps: list[float], rs: list[float], *, structures: bool = True, c
                      "bias": c.bias}
                     for c in es.components[k]
                 ]
-        for c0 in range(0, len(records), chunk):
-            part = records[c0:c0 + chunk]
+        pending += records
+        while len(pending) >= chunk or (pending and b0 + block >= total):
+            part, pending = pending[:chunk], pending[chunk:]
             if n is not None:
                 for rec in part:
                     rec.update(finite_n_columns(n, rec["p"], rec["r"]))
