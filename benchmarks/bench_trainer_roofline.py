@@ -40,6 +40,8 @@
    measured time. Achieved GFLOP/s and GB/s are printed as fractions of the measured peaks.
 5. The memory-bound Adam update alone, at every n: ``torch._fused_adam_`` (the harness),
    ``torch.optim.Adam(foreach=True)`` and the single-tensor loop (``foreach=False``), in GB/s;
+   and the harness's ``adam_step`` on two models with two lrs: one fused call per lr (today)
+   against the written-out formula it ran before issue 15 (``fused=False``);
    with ``RUGTHEORY_BENCH_COMPILE=1`` also the Adam formula under ``torch.compile`` (its compile
    time is printed: it is not used by the harness, see the printed verdict).
 
@@ -305,6 +307,18 @@ def _adam_options(n: int, reps: int, compile_too: bool) -> dict[str, dict[str, f
         opt = torch.optim.Adam(params, lr=1e-4, eps=1e-7, **kw)
         sec = _best_seconds(opt.step, reps)
         out[name] = {"seconds": sec, "GB/s": ADAM_BYTES * count / sec / 1e9}
+    # The harness's adam_step on a batch of two models with two lrs (W_in stored transposed):
+    # one fused call per lr (the default) against the written-out formula (fused=False).
+    from rugtheory.validation.train import InstanceBatch, TrainConfig, adam_step
+
+    configs = [TrainConfig(n=n, m=m, p=P, seed=k, lr=lr) for k, lr in enumerate((1e-4, 2e-4))]
+    for name, flag in (("harness, 2 models, 2 lrs: fused per lr", True),
+                       ("harness, 2 models, 2 lrs: formula (before)", False)):
+        st = InstanceBatch(configs, [0, 1], torch.device("cpu"), torch.float32, w_in_storage="transposed")
+        grads = [torch.randn_like(t) for t in st.params]
+        sec = _best_seconds(lambda st=st, grads=grads, flag=flag: adam_step(st, grads, 1, configs[0], fused=flag),
+                            reps)
+        out[name] = {"seconds": sec, "GB/s": ADAM_BYTES * 2 * count / sec / 1e9}
     if compile_too:
         tensors = [torch.zeros(count) for _ in range(4)]
         tensors[1].normal_()

@@ -406,12 +406,17 @@ def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and all(sa == sb for sa, sb, size in zip(a.stride(), b.stride(), a.shape) if size > 1)
 
 
-def adam_step(st: InstanceBatch, grads: list[torch.Tensor], step: int, cfg: TrainConfig) -> None:
+def adam_step(st: InstanceBatch, grads: list[torch.Tensor], step: int, cfg: TrainConfig, *,
+              fused: bool | None = None) -> None:
     """Adam / AdamW as ``torch.optim.Adam`` / ``AdamW``, with a per-instance lr.
 
-    When every instance of the batch has the same lr (the recipe's 3e-3/sqrt(n) at one n), this is
-    torch's fused CPU/CUDA kernel (``torch._fused_adam_``, what ``torch.optim.Adam(fused=True)``
-    runs); otherwise the single-tensor formula written out with the lr broadcast per instance.
+    ``fused`` (default: when torch has it) runs torch's fused CPU/CUDA kernel
+    (``torch._fused_adam_``, what ``torch.optim.Adam(fused=True)`` runs): one pass that reads
+    parameter, gradient and both moments and writes back three. With one lr in the batch (the
+    recipe's 3e-3/sqrt(n) at one n) it runs once on the whole tensors; with several, once per
+    distinct lr on the instances' slices. ``fused=False`` is the single-tensor formula written out
+    with the lr broadcast per instance (about ten passes and weight-sized temporaries: at n = 8192
+    ten times slower, ``python -m benchmarks trainer_roofline``); the tests compare the two.
     The fused kernel walks parameter, gradient and moments in memory order, so every gradient must
     have the layout of its parameter (the step functions return them so; checked here).
     tests/test_validation_train.py checks both against ``torch.optim`` on an ``nn.Module``.
@@ -421,6 +426,11 @@ def adam_step(st: InstanceBatch, grads: list[torch.Tensor], step: int, cfg: Trai
     eps = cfg.adam_eps
     decay = 0.01 if adamw else 0.0
     factor = cfg.lr_factor(step)  # the schedule (1.0 for the reference recipe: lr untouched)
+    if fused is None:
+        fused = hasattr(torch, "_fused_adam_")
+    elif fused and not hasattr(torch, "_fused_adam_"):
+        raise ValueError(f"fused=True needs torch._fused_adam_, which torch {torch.__version__} lacks; "
+                         f"use fused=False or None")
     if any(m < st.w_in.shape[1] for m in st.ms):  # padded units: their (zero) gradients stay zero
         grads[0].mul_(st.mask)
         grads[1].mul_(st.mask.transpose(1, 2))
@@ -428,14 +438,19 @@ def adam_step(st: InstanceBatch, grads: list[torch.Tensor], step: int, cfg: Trai
         if not _same_layout(param, grad):
             raise ValueError(f"grads[{k}] must have the shape and memory layout of its parameter: shape "
                              f"{tuple(grad.shape)}, strides {grad.stride()} vs {tuple(param.shape)}, {param.stride()}")
-    if len(set(st.lr_values)) == 1 and hasattr(torch, "_fused_adam_"):
-        fused = torch._fused_adamw_ if adamw else torch._fused_adam_
-        steps = [torch.tensor(float(step), dtype=torch.float32, device=st.w_in.device) for _ in st.params]
-        lr0 = st.lr_values[0] if factor == 1.0 else st.lr_values[0] * factor
+    if fused:
+        kernel = torch._fused_adamw_ if adamw else torch._fused_adam_
         # The kernel copies a non-contiguous tensor to a contiguous one and back (four weight-sized
         # round trips for a transposed W_in); the update is elementwise, so it gets contiguous views.
-        fused(*([_memory_order(t) for t in ts] for ts in (st.params, grads, st.exp_avg, st.exp_avg_sq)), [], steps,
-              lr=lr0, beta1=beta1, beta2=beta2, weight_decay=decay, eps=eps, amsgrad=False, maximize=False)
+        lists = [[_memory_order(t) for t in ts] for ts in (st.params, grads, st.exp_avg, st.exp_avg_sq)]
+        groups: dict[float, list[int]] = {}
+        for k, lr in enumerate(st.lr_values):
+            groups.setdefault(lr, []).append(k)
+        for lr, ks in groups.items():
+            tensors = lists if len(groups) == 1 else [[t[k] for t in ts for k in ks] for ts in lists]
+            steps = [torch.tensor(float(step), dtype=torch.float32, device=st.w_in.device) for _ in tensors[0]]
+            kernel(*tensors, [], steps, lr=lr if factor == 1.0 else lr * factor, beta1=beta1, beta2=beta2,
+                   weight_decay=decay, eps=eps, amsgrad=False, maximize=False)
         return
     bias1 = 1 - beta1**step
     bias2_sqrt = math.sqrt(1 - beta2**step)
