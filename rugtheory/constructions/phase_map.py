@@ -198,12 +198,13 @@ def _symmetric_at(p: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 def _rug_points(p: np.ndarray, base: list[list[_Vertex]]) -> tuple[np.ndarray, ...]:
     r"""L*, a*, b* at (p, RUG_RATIO_GRID < 1), shape (p, ratios), NaN where a rug point cannot touch the hull.
 
-    ``base[i]``: the lower hull :math:`H_0` of the other ingredients at ``p[i]``. With
-    :data:`PRUNE_RUG_POINTS`, L* is first evaluated at every :data:`RUG_PRUNE_STRIDE`-th ratio (and the
-    last); between two such samples :math:`r_a < r_b` every rug point has :math:`L^*(r') \ge L^*(r_b)`
-    (L* decreases in r, docs/theory.md §4) and :math:`H_0(r') \le H_0(r_a)` (a convex hull ending at
-    (1, 0) does not increase), so where :math:`L^*(r_b) > H_0(r_a)(1 + 10^{-9})` they all lie strictly
-    above :math:`H_0`, hence above the hull of everything, and cannot be vertices of it: they are not
+    ``base[i]``: the other ingredients at ``p[i]``. With :data:`PRUNE_RUG_POINTS`, L* is first
+    evaluated at every :data:`RUG_PRUNE_STRIDE`-th ratio (and the last); let :math:`H_0` be the lower
+    hull of the other ingredients and these samples. Between two samples :math:`r_a < r_b` every rug
+    point has :math:`L^*(r') \ge L^*(r_b)` (L* decreases in r, docs/theory.md §4) and
+    :math:`H_0(r') \le H_0(r_a)` (a convex hull ending at (1, 0) does not increase), so where
+    :math:`L^*(r_b) > H_0(r_a)(1 + 10^{-9})` they all lie strictly above :math:`H_0`, hence above the
+    hull of everything (which is below :math:`H_0`), and cannot be vertices of it: they are not
     evaluated. (1e-9 is far above the rounding of either side.) The hull, and so every result, is the
     same as with every rug point (tests/test_phase_map.py).
     """
@@ -218,8 +219,9 @@ def _rug_points(p: np.ndarray, base: list[list[_Vertex]]) -> tuple[np.ndarray, .
         vals = _symmetric_at(p[ii.ravel()], ratios[jj.ravel()])
         for o, val in zip(out, vals):
             o[ii, jj] = val.reshape(ii.shape)
-        h0_left = np.array([_envelope(base[i], ratios[coarse[:-1]])[0] for i in range(p.size)]).reshape(
-            p.size, coarse.size - 1)
+        hulls = [_lower_hull(base[i] + [_Vertex("rug", float(ratios[j]), float(out[0][i, j]), 0.0, 0.0)
+                                        for j in coarse]) for i in range(p.size)]
+        h0_left = np.array([_envelope(h, ratios[coarse[:-1]])[0] for h in hulls]).reshape(p.size, coarse.size - 1)
         gap_open = out[0][:, coarse[1:]] <= h0_left * (1.0 + 1e-9)  # (p, gaps): rug points may reach the hull
         need = np.zeros((p.size, n_r), dtype=bool)
         gap_of = np.searchsorted(coarse, np.arange(n_r), side="right") - 1  # gap index of each ratio
@@ -256,7 +258,7 @@ def _vertices(p: np.ndarray, constructions: list[Construction], prug: PairedRug 
             for j, rr in enumerate(PAIRED_RUG_RATIO_GRID)
         ]
         out.append(pts)
-    ratios, rug_loss, rug_a, rug_b = _rug_points(p, [_lower_hull(pts) for pts in out])
+    ratios, rug_loss, rug_a, rug_b = _rug_points(p, out)
     for i, pts in enumerate(out):
         pts += [_Vertex("rug", float(ratios[j]), float(rug_loss[i, j]), float(rug_a[i, j]), float(rug_b[i, j]))
                 for j in np.flatnonzero(~np.isnan(rug_loss[i]))]
