@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from rugtheory import optimal_symmetric_loss
@@ -83,3 +84,18 @@ def test_predict_without_structures(capsys):
     assert main(["predict", "--p", "0.01", "--r", "0.5", "--json", "--no-structures"]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert "expected_structure" not in rec and rec["loss"] > 0
+
+
+def test_predict_table_prints_each_value_to_ten_digits_right_aligned(capsys):
+    # the table is printed with one format string a row ({:>w.10g}); the twin here formats cell by cell
+    from rugtheory.app.cli.predict import FIELDS, compute
+
+    assert main(["predict", "--p", "0.01", "0.3", "--r", "0.25", "1.0", "--no-structures"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    widths = [max(len(k), 16) for k in FIELDS]
+    expected = ["  ".join(f"{rec[k]:.10g}".rjust(w) for k, w in zip(FIELDS, widths))
+                for rec in compute([0.01, 0.3], [0.25, 1.0], structures=False)]
+    assert lines[1:5] == expected
+    # the one format also covers the non-finite values the former per-cell route printed with str()
+    for x in (float("inf"), -float("inf"), float("nan"), 5e-324, -0.0):
+        assert f"{x:>16.10g}" == (f"{x:.10g}" if np.isfinite(x) else str(x)).rjust(16)

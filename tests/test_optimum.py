@@ -241,3 +241,17 @@ def test_shared_laguerre_orders_are_the_one_order_function_bit_for_bit():
         np.testing.assert_array_equal(got, scaled_repeated_normal_integral(n, a))
     with pytest.raises(ValueError, match="n must be"):
         scaled_repeated_normal_integrals((5,), a)
+
+
+def test_search_in_pieces_is_the_search_at_once(monkeypatch):
+    # the candidate grid is evaluated SEARCH_ROWS points at a time; every value is elementwise, so the
+    # pieces must not change a bit
+    import rugtheory.theory.optimum as om
+
+    p = np.geomspace(1e-6, 1.0, 13)[:, None]
+    r = np.linspace(0.01, 0.99, 11)[None, :]
+    whole = optimal_symmetric_loss(p, r)
+    monkeypatch.setattr(om, "SEARCH_ROWS", 7)
+    pieces = optimal_symmetric_loss(p, r)
+    for name in ("loss", "a", "b", "theta"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(pieces, name))
