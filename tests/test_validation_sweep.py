@@ -203,3 +203,32 @@ def test_rugtheory_validate_writes_section(tmp_path):
                  "validation-cli_predicted_vs_measured.png"):
         assert (tmp_path / name).stat().st_size > 1000
     assert len(ResultStore(tmp_path).rows(sweep="cli")) == 4
+
+
+def test_reverse_worker_skips_models_stored_meanwhile(tmp_path):
+    """``reverse`` trains the chunks last first, and before each chunk the store is read again: a model that
+    another worker stored after this sweep started is not trained twice."""
+    spec = SweepSpec(n=[16], r=[0.25], p=[0.05, 0.1, 0.3], rug="none", train=TINY_TRAIN, group_size=1, name="split")
+    configs = expand(spec)
+    first = SweepSpec(n=[16], r=[0.25], p=[0.05], rug="none", train=TINY_TRAIN, group_size=1, name="other")
+    import rugtheory.validation.sweep as sweep_mod
+
+    order: list[float] = []
+    real = sweep_mod._train_and_evaluate
+
+    def spy(chunk, *args, **kwargs):
+        order.extend(c.p for c in chunk)
+        if len(order) == 1:  # while the first chunk trains, "another worker" stores the model p = 0.05
+            run_sweep(first, tmp_path, progress=False, device="cpu")
+        return real(chunk, *args, **kwargs)
+
+    sweep_mod._train_and_evaluate = spy
+    try:
+        store = run_sweep(spec, tmp_path, progress=False, device="cpu", reverse=True)
+    finally:
+        sweep_mod._train_and_evaluate = real
+    # p = 0.3 first (reverse), then 0.1; 0.05 was stored by the other call (its own _train_and_evaluate call
+    # is the nested one recorded second), so this sweep skipped it
+    assert order == [0.3, 0.05, 0.1]
+    assert store.last_sweep["trained"] == 2 and store.last_sweep["stored"] == 1
+    assert {r["run_id"] for r in store.rows()} == {run_id(c.to_dict()) for c in configs}

@@ -282,6 +282,7 @@ def run_sweep(
     ray_address: str | None = None,
     ray_num_gpus: float = 0.0,
     verify: bool = True,
+    reverse: bool = False,
 ) -> Any:
     """Train and evaluate every model of ``spec`` not yet in the store at ``out_dir``; return the store.
 
@@ -300,6 +301,11 @@ def run_sweep(
     verify : bool
         Check the files of every stored run of the spec (size and SHA-256; reads every weight
         file once) and re-train the damaged ones; False checks only that each run has a row.
+    reverse : bool
+        Train the chunks last first. Two workers on one store (one plain, one ``reverse``) then split a
+        sweep between them: before each chunk (local backend) the store is read again and models another
+        worker stored meanwhile are skipped, so they meet in the middle with at most one chunk trained twice
+        (the same config and seed give the same model; the later save replaces the earlier one).
 
     The returned store's ``last_sweep`` says what happened: ``{"runs", "stored", "damaged",
     "trained"}`` (``damaged``: the run ids re-trained because their files were damaged).
@@ -324,6 +330,8 @@ def run_sweep(
     store.last_sweep = {"runs": len(configs), "stored": len(configs) - len(todo), "damaged": damaged,
                         "trained": len(todo)}
     chunks = _chunks(todo, spec.group_size)
+    if reverse:
+        chunks = chunks[::-1]
 
     def save(model: Any, metrics: dict[str, Any]) -> None:
         store.save(model.config.to_dict(), model, metrics, sweep=spec.name)
@@ -335,6 +343,15 @@ def run_sweep(
         bar = tqdm(total=len(todo), desc=f"sweep {spec.name}", unit="model")
     if backend == "local":
         for chunk in chunks:
+            if len(chunks) > 1:  # another worker may have stored some of these since the sweep started
+                fresh = store.done_ids()
+                left = [c for c in chunk if run_id(c.to_dict()) not in fresh]
+                store.last_sweep["trained"] -= len(chunk) - len(left)
+                store.last_sweep["stored"] += len(chunk) - len(left)
+                chunk = left
+                if not chunk:
+                    continue
+
             def save_and_tick(model: Any, metrics: dict[str, Any]) -> None:
                 save(model, metrics)
                 if bar is not None:
