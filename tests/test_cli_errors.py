@@ -140,6 +140,13 @@ def test_validate_cuda_missing(tmp_path, capsys, no_training):
         _fails(capsys, ["validate", "--out", str(tmp_path), *VALIDATE, "--device", "cuda"], "--device")
 
 
+@pytest.mark.parametrize("flag", [["--name", "x"], ["--rug", "none"], ["--steps", "5"]])
+def test_validate_atlas_refuses_flags_it_would_ignore(tmp_path, capsys, no_training, flag):
+    line = _fails(capsys, ["validate", "--out", str(tmp_path / "a"), "--preset", "atlas", "--no-progress", *flag],
+                  flag[0])
+    assert "drop " + flag[0] in line and not (tmp_path / "a").exists()
+
+
 def test_validate_atlas_gpu_refused_without_cuda(tmp_path, capsys, no_training):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():

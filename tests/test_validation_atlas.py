@@ -156,7 +156,11 @@ def test_validate_preset_atlas_trains_and_writes_the_csv(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(atlas, "atlas_specs", lambda **kw: [_spec("atlas-cli", steps=20)])
     out = tmp_path / "store"
-    assert cli(["validate", "--out", str(out), "--preset", "atlas", "--no-progress", "--threads", "1"]) == 0
+    assert cli(["validate", "--out", str(out), "--preset", "atlas", "--no-progress", "--threads", "1",
+                "--group-size", "3"]) == 0
     text = (out / "atlas.csv").read_text()
     assert "atlas-cli" in text and "do not edit" in text.splitlines()[0]
     assert "4 of 4 trained" in capsys.readouterr().out
+    from rugtheory.validation.store import ResultStore
+
+    assert ResultStore(out).sweep_spec("atlas-cli")["group_size"] == 3  # --group-size reaches the preset's sweeps

@@ -92,9 +92,11 @@ def _check_args(args: argparse.Namespace) -> None:
             setattr(args, flag, ",".join(repr(v) for v in parse_list(text, f"--{flag}", kind, linspace=linspace)))
     check_device(args.device, availability=args.backend != "ray")
     if getattr(args, "preset", None) in ATLAS_PRESETS:
-        given = [flag for flag in ("spec", "n", "r", "p", "seeds", "steps") if getattr(args, flag) is not None]
+        given = [flag for flag in ("spec", "n", "r", "p", "seeds", "steps", "name", "rug")
+                 if getattr(args, flag) is not None]
         if given:
-            raise ValueError(f"--preset {args.preset} fixes the grid and the recipe's steps; drop --{given[0]}")
+            raise ValueError(f"--preset {args.preset} fixes the grid, the sweep names, the rug setting and the "
+                             f"recipe's steps; drop --{given[0]}")
     if getattr(args, "preset", None) == "atlas-gpu":
         import torch
 
@@ -146,6 +148,10 @@ def _run_atlas(args: argparse.Namespace) -> int:
     from rugtheory.validation.sweep import run_sweep
 
     specs = atlas_specs(recipe=args.recipe or "fast", gpu=args.preset == "atlas-gpu")
+    if args.group_size:  # models per batched program (and per store write: a kill loses at most one chunk)
+        from dataclasses import replace
+
+        specs = [replace(spec, group_size=args.group_size) for spec in specs]
     csv_path = Path(args.atlas_csv) if args.atlas_csv else Path(args.out) / "atlas.csv"
     for spec in specs:
         store = run_sweep(spec, args.out, backend=args.backend, device=args.device, progress=not args.no_progress,
