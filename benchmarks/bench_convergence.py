@@ -17,9 +17,10 @@ per step (checks included). The final held-out loss (100k fresh samples, ± SE) 
 Results go to ``benchmarks/results/convergence_n<N>.csv`` and ``.json`` (with the machine load).
 
 ``CONVERGENCE_BENCH_CONFIRM=1`` (with ``CONVERGENCE_BENCH_N``, default 1024 then) trains only the
-``fast`` recipe (:func:`rugtheory.validation.train.recipe_fields`) and compares its held-out loss with
-the reference recipe's documented converged one (docs/theory.md §12: n = 1024, seed 0, 3.7352e-3 at
-23,750 steps); steps to within 0.5% are read off its confirmation curve moved onto the held-out
+``fast`` recipe (:func:`rugtheory.validation.train.recipe_fields`) and, at n = 1024, compares its held-out
+loss with the reference recipe's documented converged one (docs/theory.md §12: n = 1024, seed 0,
+3.7352e-3 at 23,750 steps; at other n the curve is recorded without that comparison); steps to within
+0.5% are read off its confirmation curve moved onto the held-out
 scale (``V_t · heldout/V_end``). Results: ``convergence_n<N>_fast.json``.
 ``RUGTHEORY_BENCH_QUICK=1``: a smoke run (n = 64, a few hundred steps), results not written.
 Run single-threaded on a shared machine: ``RUGTHEORY_BENCH_THREADS=1`` (the default here).
@@ -73,26 +74,29 @@ def confirm(n: int) -> None:
 
     from rugtheory.validation.train import TrainConfig, recipe_fields, train_models
 
-    if n != 1024:
-        raise SystemExit("CONVERGENCE_BENCH_CONFIRM needs n = 1024 (the documented reference point)")
-    ref_loss, ref_steps = REFERENCE_1024
+    # the reference recipe's converged loss is documented at n = 1024 only; elsewhere the curve and the final
+    # loss are recorded without the comparison (reference fields null)
+    ref_loss, ref_steps = REFERENCE_1024 if n == 1024 else (None, None)
     fields = recipe_fields("fast", n)
     cfg = TrainConfig(n=n, m=n // 4, p=0.045, seed=0, **dict(fields, stop_on_convergence=False))
     t0, c0 = time.perf_counter(), time.process_time()
     (model,) = train_models([cfg], device="cpu")
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     scale = model.heldout_loss / model.confirm_history[-1][1]
-    s = steps_to_target([(t, v * scale) for t, v in model.confirm_history], ref_loss)
-    row = {"recipe": "fast", "n": n, "config": fields, "steps": cfg.steps, "heldout_loss": model.heldout_loss,
+    s = None if ref_loss is None else steps_to_target([(t, v * scale) for t, v in model.confirm_history], ref_loss)
+    row = {"recipe": "fast", "n": n, "m": cfg.m, "p": cfg.p, "seed": cfg.seed, "config": fields, "steps": cfg.steps,
+           "heldout_loss": model.heldout_loss,
            "heldout_se": model.heldout_se, "reference_heldout": ref_loss, "reference_steps": ref_steps,
            "steps_to_within_0.5%": s, "speedup_steps": None if s is None else ref_steps / s,
            "wall_seconds": wall, "cpu_seconds": cpu, "threads": torch.get_num_threads(),
            "load_after": os.getloadavg()[0], "history": model.confirm_history}
     print(f"fast recipe at n = {n}: {cfg.steps} steps in {wall:.0f} s wall ({cpu:.0f} CPU s); held-out "
-          f"{model.heldout_loss:.5e} ± {model.heldout_se:.1e} against the reference's {ref_loss:.4e} at {ref_steps} "
-          f"steps; within 0.5% of it from step {s}")
+          f"{model.heldout_loss:.5e} ± {model.heldout_se:.1e}"
+          + ("" if ref_loss is None else f" against the reference's {ref_loss:.4e} at {ref_steps} steps; within "
+                                         f"0.5% of it from step {s}"))
     out = Path(__file__).resolve().parent / "results" / f"convergence_n{n}_fast.json"
-    out.write_text(json.dumps({"generated_by": "CONVERGENCE_BENCH_CONFIRM=1 python -m benchmarks convergence",
+    out.write_text(json.dumps({"generated_by": f"CONVERGENCE_BENCH_CONFIRM=1 CONVERGENCE_BENCH_N={n} "
+                                               "python -m benchmarks convergence",
                                **row}, indent=1) + "\n")
     print(f"wrote {out}")
 
