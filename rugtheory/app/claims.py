@@ -100,8 +100,10 @@ RUG_R = 0.25
 RUG_N = (512, 2048, 8192, 32768)  # from pn ≈ 23 (n = 256 takes the slower small-pn route of §13.6)
 RUG_SEEDS = 8
 RUG_ALT_N = 8192  # Fourier (circulant, no fractal) and subgroup rows at this n
-#: The committed training curves (``python -m benchmarks convergence``).
-CURVES = (("convergence_n512.json", "reference"), ("convergence_n1024_fast.json", "fast"))
+#: The committed training curves (``python -m benchmarks convergence``; the ``*_fast`` ones from
+#: ``CONVERGENCE_BENCH_CONFIRM=1 CONVERGENCE_BENCH_N=N``); a file not there is skipped.
+CURVES = (("convergence_n512.json", "reference"), ("convergence_n1024_fast.json", "fast"),
+          ("convergence_n2048_fast.json", "fast"))
 
 
 # ------------------------------------------------------------------------------------------------------------
