@@ -520,6 +520,17 @@ def _decoder_grid(cache: dict):  # noqa: ANN202 - DecoderTable
     return cache["paper_grid"]
 
 
+def _decoder_sparse(cache: dict):  # noqa: ANN202 - DecoderTable
+    """The decoder table at DECODER_P, r = SPARSE_R: shared by the near_optimal and constant_factor rows."""
+    if "sparse_decoders" not in cache:
+        import numpy as np
+
+        from rugtheory.theory.decoders import decoder_table
+
+        cache["sparse_decoders"] = decoder_table(np.array(DECODER_P), SPARSE_R)
+    return cache["sparse_decoders"]
+
+
 def _ev_near_optimal(cache: dict) -> dict[str, Evidence]:
     import numpy as np
     from scipy.optimize import brentq
@@ -531,7 +542,7 @@ def _ev_near_optimal(cache: dict) -> dict[str, Evidence]:
     g, tab = _decoder_grid(cache)
     topk = tab.relu / tab.topk_large_n
     i, j = np.unravel_index(int(np.argmax(topk)), topk.shape)
-    sparse = decoder_table(np.array(DECODER_P), SPARSE_R)
+    sparse = _decoder_sparse(cache)
     sp = sparse.relu / sparse.topk_large_n
     near = RULES["near_factor"]
     # p0 where sup_r ReLU/MMSE = K(p) reaches near_factor (K falls with p: docs/theory.md §6.5)
@@ -593,7 +604,7 @@ def _ev_constant_factor(cache: dict) -> dict[str, Evidence]:
     g, tab = _decoder_grid(cache)
     mm = tab.relu / tab.mmse
     i, j = np.unravel_index(int(np.argmax(mm)), mm.shape)
-    sparse = decoder_table(np.array(DECODER_P), SPARSE_R)
+    sparse = _decoder_sparse(cache)
     ratio = sparse.relu / sparse.mmse
     K = relu_sparse_constant(np.array(DECODER_P)).K
     half_log = 0.5 * np.log(1.0 / np.array(DECODER_P))
