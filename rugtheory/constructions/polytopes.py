@@ -224,6 +224,20 @@ def _corners(coeff_key: tuple[float, ...]) -> _Corners:
     return _Corners(np.array(count), np.array(coef), np.array(offset), sum(m for _, m in groups))
 
 
+def _box_moments(ge: np.ndarray, be: np.ndarray, n: np.ndarray, off: np.ndarray, f2: np.ndarray, f3: np.ndarray,
+                 has_partner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The box-spline moments of one corner term (docs/theory.md §13.7): ``(m_b2, b_part)``, where ``f2``, ``f3``
+    are ``2/(2+N)!``, ``6/(3+N)!``; ``b_part`` is 0 where the term has no partner (the S = {} term is added by
+    the caller in stable form). Every loss route of this module calls this, so they agree bit for bit."""
+    lo = np.maximum(be + ge * off, 0.0)
+    hi = np.maximum(be + ge + ge * off, 0.0)
+    m_b2 = f2 * lo ** (2 + n)
+    m_hi2 = f2 * hi ** (2 + n)
+    m_diff3 = f3 * (hi ** (3 + n) - lo ** (3 + n))
+    b_part = (1.0 / (3.0 * ge) + 1.0 / (3.0 * ge**2)) * m_diff3 - m_hi2 / ge
+    return m_b2, np.where(has_partner, b_part, 0.0)
+
+
 def _alone_error(g: np.ndarray, b: np.ndarray) -> np.ndarray:
     r"""Stable :math:`\int_0^1 (\mathrm{ReLU}(g u + b) - u)^2 du` for g > 0 (no partner active)."""
     a = np.clip(-b / g, 0.0, 1.0)  # the ReLU is off on [0, a]
@@ -241,13 +255,7 @@ def _loss_from_corners(cn: _Corners, g: np.ndarray, b: np.ndarray, p: np.ndarray
     fact3 = np.array([6.0 / math.factorial(3 + i) for i in range(k_tot + 1)])[n]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         weight = pe**n * (1.0 - pe) ** (k_tot - n) * cn.coef / ge**n
-    lo = np.maximum(be + ge * cn.offset, 0.0)
-    hi = np.maximum(be + ge + ge * cn.offset, 0.0)
-    m_b2 = fact2 * lo ** (2 + n)
-    m_hi2 = fact2 * hi ** (2 + n)
-    m_diff3 = fact3 * (hi ** (3 + n) - lo ** (3 + n))
-    b_part = (1.0 / (3.0 * ge) + 1.0 / (3.0 * ge**2)) * m_diff3 - m_hi2 / ge
-    b_part = np.where(n > 0, b_part, 0.0)  # the S = {} term is added below in stable form
+    m_b2, b_part = _box_moments(ge, be, n, cn.offset, fact2, fact3, n > 0)
     total = np.sum(weight * ((1.0 - pe) * m_b2 + pe * b_part), axis=-1)
     with np.errstate(divide="ignore"):
         log_p0 = k_tot * np.log1p(-p)  # P(no partner active) = (1-p)^K, and 1 - that via expm1
@@ -393,13 +401,7 @@ class _Batch:
         pe = self.p[rows][:, None, None]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
             weight = w0 / ge**n
-        lo = np.maximum(be + ge * off, 0.0)
-        hi = np.maximum(be + ge + ge * off, 0.0)
-        m_b2 = f2 * lo ** (2 + n)
-        m_hi2 = f2 * hi ** (2 + n)
-        m_diff3 = f3 * (hi ** (3 + n) - lo ** (3 + n))
-        b_part = (1.0 / (3.0 * ge) + 1.0 / (3.0 * ge**2)) * m_diff3 - m_hi2 / ge
-        b_part = np.where(n > 0, b_part, 0.0)  # the S = {} term is added below in stable form
+        m_b2, b_part = _box_moments(ge, be, n, off, f2, f3, n > 0)
         terms = (weight * ((1.0 - pe) * m_b2 + pe * b_part)).ravel()
         total = np.add.reduceat(terms, np.arange(0, terms.size, n.shape[-1])).reshape(g.shape)
         p = self.p[rows][:, None]
@@ -436,13 +438,7 @@ class _Batch:
             fact3 = np.array([6.0 / math.factorial(3 + j) for j in range(k_max + 1)])[n]
             with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
                 g_n = ge**n
-            lo = np.maximum(be + ge * off, 0.0)
-            hi = np.maximum(be + ge + ge * off, 0.0)
-            m_b2 = fact2 * lo ** (2 + n)
-            m_hi2 = fact2 * hi ** (2 + n)
-            m_diff3 = fact3 * (hi ** (3 + n) - lo ** (3 + n))
-            b_part = (1.0 / (3.0 * ge) + 1.0 / (3.0 * ge**2)) * m_diff3 - m_hi2 / ge
-            b_part = np.where(n > 0, b_part, 0.0)
+            m_b2, b_part = _box_moments(ge, be, n, off, fact2, fact3, n > 0)
             rows = np.arange(i * self.n_p, (i + 1) * self.n_p)
             length = len(cn.coef)
             step = max(1, _MAX_ELEMENTS // (length * g.size))
@@ -471,14 +467,7 @@ class _Batch:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
             weight = self.w0[el] / ge**n
         off = self.offset[el]
-        lo = np.maximum(be + ge * off, 0.0)
-        hi = np.maximum(be + ge + ge * off, 0.0)
-        f2 = self.fact2[el]
-        m_b2 = f2 * lo ** (2 + n)
-        m_hi2 = f2 * hi ** (2 + n)
-        m_diff3 = self.fact3[el] * (hi ** (3 + n) - lo ** (3 + n))
-        b_part = (1.0 / (3.0 * ge) + 1.0 / (3.0 * ge**2)) * m_diff3 - m_hi2 / ge
-        b_part = np.where(self.has_partner[el], b_part, 0.0)  # the S = {} term is added below in stable form
+        m_b2, b_part = _box_moments(ge, be, n, off, self.fact2[el], self.fact3[el], self.has_partner[el])
         total = np.add.reduceat(weight * ((1.0 - pe) * m_b2 + pe * b_part), seg)
         p = np.repeat(self.p[rows], n_s)
         with np.errstate(divide="ignore"):
